@@ -1,0 +1,1 @@
+"""spotctl: the command line for people (typer + rich)."""

@@ -1,0 +1,141 @@
+"""What the operator holds in memory between observations: one AgentState per SpotAgent.
+
+The failover path plans from this state and never describes EC2: the periodic observe cycle refreshes
+it (one DescribeInstances per region for all agents), and every actuation updates it with what the
+call returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from spot_operator.api import ReplicaStatus, SpotAgentSpec, SpotAgentStatus
+from spot_operator.planning.model import (
+    AgentView,
+    Instance,
+    LaunchFailure,
+    Notice,
+    NoticeKind,
+    Pool,
+    ReplicaObject,
+    SwitchObject,
+)
+from spot_operator.ports import AgentRef, LaunchSpec, TrafficTarget
+
+CAPACITY_BACKOFF_SECONDS = 180.0  # as Karpenter: a pool that refused capacity is skipped for 3 minutes
+
+
+def client_token(owner: str, key: str, attempt: int) -> str:
+    """The AWS ClientToken for one step: same step and attempt, same token (max 64 ASCII chars)."""
+    digest = hashlib.sha256(f"{owner}\0{key}\0{attempt}".encode()).hexdigest()
+    return f"so-{digest[:48]}"
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    at: datetime
+    sync_progress: int = 100
+    healthy: bool = True
+
+
+class UnavailablePools:
+    """Pools that recently refused capacity, shared by every agent in the process."""
+
+    def __init__(self, ttl_seconds: float = CAPACITY_BACKOFF_SECONDS) -> None:
+        self.ttl = timedelta(seconds=ttl_seconds)
+        self._until: dict[Pool, datetime] = {}
+
+    def mark(self, pools: tuple[Pool, ...] | list[Pool], now: datetime) -> None:
+        for pool in pools:
+            self._until[pool] = now + self.ttl
+
+    def current(self, now: datetime) -> frozenset[Pool]:
+        expired = [p for p, until in self._until.items() if until <= now]
+        for pool in expired:
+            del self._until[pool]
+        return frozenset(self._until)
+
+
+@dataclass
+class AgentState:
+    ref: AgentRef
+    spec: SpotAgentSpec
+    generation: int = 1
+    created_at: datetime | None = None
+    instances: dict[str, Instance] = field(default_factory=dict)
+    serving: str | None = None
+    replicas: dict[str, ReplicaObject] = field(default_factory=dict)
+    replica_status: dict[str, ReplicaStatus] = field(default_factory=dict)
+    switches: dict[str, SwitchObject] = field(default_factory=dict)
+    notices: dict[tuple[str, NoticeKind], Notice] = field(default_factory=dict)
+    launch_failures: dict[str, LaunchFailure] = field(default_factory=dict)
+    heartbeats: dict[str, Heartbeat] = field(default_factory=dict)
+    status: SpotAgentStatus = field(default_factory=SpotAgentStatus)
+    last_primary_id: str | None = None
+    last_switch_at: datetime | None = None
+    volumes_attached_to: str | None = None
+    deleting: bool = False
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+
+    @property
+    def key(self) -> str:
+        return f"{self.ref.namespace}/{self.ref.name}"
+
+    @property
+    def launch_spec(self) -> LaunchSpec:
+        return LaunchSpec.from_spec(self.spec)
+
+    @property
+    def traffic(self) -> TrafficTarget:
+        return TrafficTarget.from_spec(self.spec)
+
+    def add_notice(self, notice: Notice) -> bool:
+        """Record a notice; False when the same (instance, kind) is already known (a duplicate)."""
+        key = (notice.instance_id, notice.kind)
+        if key in self.notices:
+            return False
+        self.notices[key] = notice
+        return True
+
+    def view(self) -> AgentView:
+        instances = []
+        for inst in self.instances.values():
+            beat = self.heartbeats.get(inst.instance_id)
+            if beat is not None and beat.healthy:
+                inst = replace(inst, last_heartbeat=beat.at, sync_progress=beat.sync_progress)
+            instances.append(inst)
+        return AgentView(
+            namespace=self.ref.namespace,
+            name=self.ref.name,
+            uid=self.ref.uid,
+            spec=self.spec,
+            generation=self.generation,
+            instances=tuple(sorted(instances, key=lambda i: i.instance_id)),
+            serving=self.serving,
+            replicas=tuple(self.replicas.values()),
+            switches=tuple(self.switches.values()),
+            notices=tuple(self.notices.values()),
+            launch_failures=dict(self.launch_failures),
+            last_switch_at=self.last_switch_at,
+            last_primary_id=self.last_primary_id,
+            deleting=self.deleting,
+            created_at=self.created_at,
+            volumes_attached_to=self.volumes_attached_to,
+            status=self.status,
+        )
+
+    def observe(self, instances: list[Instance], now: datetime, grace_seconds: float = 120.0) -> None:
+        """Replace what we know of our instances with a fresh observation.
+
+        A describe that started just before a launch may miss the new instance (EC2 is eventually
+        consistent): instances we launched within ``grace_seconds`` and that the describe lacks are kept.
+        """
+        fresh = {i.instance_id: i for i in instances}
+        for instance_id, known in self.instances.items():
+            recent = (now - known.launched_at).total_seconds() < grace_seconds
+            if instance_id not in fresh and known.live and recent:
+                fresh[instance_id] = known
+        self.instances = fresh

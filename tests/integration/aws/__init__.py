@@ -1,0 +1,1 @@
+"""Contract tests of the AWS adapters over HTTP against a moto server."""

@@ -1,0 +1,188 @@
+"""The real operator process in the test's loop: kopf handlers on the Kubernetes API emulation, the boto3
+adapters on a moto server, and a simulated fleet of on-instance agents heartbeating through the agent API
+with the tokens the operator put in Secrets."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from spot_operator.adapters.aws import AwsEc2, AwsSpotPrices, AwsTraffic, SqsNoticeQueue
+from spot_operator.adapters.kube import Connection
+from spot_operator.handlers.common import token_secret_name
+from spot_operator.main import Wiring, run
+from spot_operator.runtime.operator import Operator
+from spot_operator.sandbox.moto import free_port
+from spot_operator.settings import Settings
+from tests.fakes.kube import KubeCluster, until
+from tests.fakes.moto_server import MotoAws
+
+AMI = "ami-0123456789abcdef0"
+
+
+def agent_manifest(name: str, mode: str, eip: str | None = None, **spec: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "apiVersion": "spotoptimizer.io/v1alpha1",
+        "kind": "SpotAgent",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "region": "us-east-1",
+            "image": AMI,
+            "instanceTypes": ["m5.large", "m5a.large"],
+            "zones": ["us-east-1a", "us-east-1b"],
+            "mode": mode,
+            "termination": {"terminateWaitSeconds": 0},
+            **spec,
+        },
+    }
+    if eip:
+        body["spec"]["traffic"] = {"elasticIpAllocationId": eip}
+    return body
+
+
+def switch_manifest(name: str, agent: str, target: dict[str, Any], reason: str = "manual") -> dict[str, Any]:
+    return {
+        "apiVersion": "spotoptimizer.io/v1alpha1",
+        "kind": "SwitchRequest",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"agentRef": {"name": agent}, "target": target, "reason": reason},
+    }
+
+
+@dataclass
+class Fleet:
+    """The spot-agents on our instances: heartbeat every ``interval`` with the agent's Secret token."""
+
+    cluster: KubeCluster
+    interval: float = 0.3
+    silent: set[str] = field(default_factory=set)  # instance ids whose agent says nothing
+    only: set[str] | None = None  # when set, only these instances' agents report
+    sent: int = 0
+    beats: int = 0
+    rejected: list[str] = field(default_factory=list)
+
+    async def run(self, op_ref: list[Operator], api_url: list[str]) -> None:
+        async with aiohttp.ClientSession() as http:
+            while True:
+                await asyncio.sleep(self.interval)
+                if not op_ref or not api_url:
+                    continue
+                op = op_ref[0]
+                for key, state in list(op.agents.items()):
+                    token = await self._token(state.ref.namespace, state.ref.name)
+                    if token is None:
+                        continue
+                    for inst in list(state.instances.values()):
+                        if not inst.live or inst.instance_id in self.silent:
+                            continue
+                        if self.only is not None and inst.instance_id not in self.only:
+                            continue
+                        ns, name = key.split("/")
+                        self.beats += 1
+                        body = {
+                            "idempotencyKey": f"beat-{self.beats:08d}",
+                            "instanceId": inst.instance_id,
+                            "agentVersion": "test",
+                            "health": "ok",
+                            "syncProgress": 100,
+                            "sentAt": op.now().isoformat(),
+                        }
+                        async with http.post(
+                            f"{api_url[0]}/v1/namespaces/{ns}/agents/{name}/heartbeat",
+                            json=body,
+                            headers={"Authorization": f"Bearer {token}"},
+                        ) as resp:
+                            if resp.status < 300:
+                                self.sent += 1
+                            else:
+                                self.rejected.append(f"{resp.status} {await resp.text()}")
+
+    async def _token(self, namespace: str, agent: str) -> str | None:
+        status, body = await self.cluster.client.request(
+            "GET", f"/api/v1/namespaces/{namespace}/secrets/{token_secret_name(agent)}"
+        )
+        if status != 200:
+            self.rejected.append(f"secret: {status} {body}")
+            return None
+        return base64.b64decode(body["data"]["token"]).decode()
+
+
+@dataclass
+class RunningSpotOperator:
+    op: Operator
+    task: asyncio.Task[int]
+    stop: asyncio.Event
+    agent_api: str
+    health: str
+
+
+def settings_for(database_url: str | None = None) -> Settings:
+    return Settings(
+        standalone=True,
+        health_port=free_port(),
+        metrics_port=free_port(),
+        agent_api_port=free_port(),
+        agent_api_host="127.0.0.1",
+        observe_interval_seconds=1,
+        price_interval_seconds=10,
+        decision_interval_seconds=3600,
+        database_url=database_url,
+        log_format="text",
+    )
+
+
+def wiring_for(cluster: KubeCluster, aws: MotoAws, queue_url: str | None = None) -> Wiring:
+    clients = aws.clients()
+    queue = SqsNoticeQueue(clients, queue_url) if queue_url else None
+    return Wiring(
+        connection=Connection(server=cluster.url),
+        ec2=AwsEc2(clients),
+        traffic=AwsTraffic(clients),
+        prices=AwsSpotPrices(clients),
+        queue=queue,
+        ignored_tasks=cluster.api.server_tasks,
+    )
+
+
+@contextlib.asynccontextmanager
+async def spot_operator(
+    cluster: KubeCluster,
+    aws: MotoAws,
+    fleet: Fleet | None = None,
+    database_url: str | None = None,
+    queue_url: str | None = None,
+) -> AsyncIterator[RunningSpotOperator]:
+    """Start ``main.run`` in this loop; stop it (gracefully) when the block ends."""
+    settings = settings_for(database_url)
+    stop = asyncio.Event()
+    started: list[Operator] = []
+    task = asyncio.create_task(run(settings, wiring_for(cluster, aws, queue_url), stop, started.append))
+    api = f"http://127.0.0.1:{settings.agent_api_port}"
+    health = f"http://127.0.0.1:{settings.health_port}"
+
+    async def ready() -> bool:
+        if task.done():
+            task.result()  # raise what killed it
+        try:
+            async with aiohttp.ClientSession() as http, http.get(f"{health}/readyz") as resp:
+                return resp.status == 200
+        except aiohttp.ClientError:
+            return False
+
+    await until(ready, within=60)
+    fleet_task = asyncio.create_task(fleet.run(started, [api])) if fleet is not None else None
+    try:
+        yield RunningSpotOperator(started[0], task, stop, api, health)
+    finally:
+        if fleet_task is not None:
+            fleet_task.cancel()
+            await asyncio.gather(fleet_task, return_exceptions=True)
+        stop.set()
+        code = await asyncio.wait_for(task, 60)
+        assert code == 0, f"operator exited with {code}"
