@@ -252,7 +252,14 @@ async def run(
 
         tasks.append(
             asyncio.create_task(
-                run_every("observe", op, observe_cycle, settings.observe_interval_seconds, leading),
+                run_every(
+                    "observe",
+                    op,
+                    observe_cycle,
+                    settings.observe_interval_seconds,
+                    leading,
+                    wake=op.observe_wanted,
+                ),
                 name="observe",
             )
         )
@@ -265,6 +272,7 @@ async def run(
                         PriceCycle(wiring.prices, store),
                         settings.price_interval_seconds,
                         leading,
+                        wake=op.prices_wanted,
                     ),
                     name="prices",
                 )

@@ -78,6 +78,9 @@ class AgentState:
     last_switch_at: datetime | None = None
     volumes_attached_to: str | None = None
     deleting: bool = False
+    # When EC2 was last described for this agent. Until then nothing is planned: after a restart, the
+    # instances an earlier process launched (a switch's new instance, a replica) are not known yet.
+    observed_at: datetime | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     @property
@@ -139,3 +142,4 @@ class AgentState:
             if instance_id not in fresh and known.live and recent:
                 fresh[instance_id] = known
         self.instances = fresh
+        self.observed_at = now

@@ -17,6 +17,7 @@ def _register() -> None:
     from spot_operator.cli import (
         demo,  # noqa: F401
         model,  # noqa: F401
+        sandbox,  # noqa: F401
         simulate,  # noqa: F401
     )
 

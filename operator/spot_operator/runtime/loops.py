@@ -44,10 +44,11 @@ log = logging.getLogger(__name__)
 
 
 async def observe_cycle(op: Operator) -> ObserveStats:
-    before = {key: op.fingerprint(key) for key in op.agents}
+    before = {key: (op.fingerprint(key), state.observed_at is None) for key, state in op.agents.items()}
     stats = await observe_once(op.ec2, op.traffic, op.agents, op.now())
-    for key in list(op.agents):
-        if before.get(key) != op.fingerprint(key):
+    for key, state in list(op.agents.items()):
+        fingerprint, waiting = before.get(key, (None, True))
+        if fingerprint != op.fingerprint(key) or (waiting and state.observed_at is not None):
             op.kick(key)
     return stats
 
@@ -57,12 +58,21 @@ class PriceCycle:
     source: SpotPriceSource
     store: PriceStore | None = None
     since: dict[str, datetime] = field(default_factory=dict)
+    fetched_types: dict[str, set[str]] = field(default_factory=dict)
 
     async def __call__(self, op: Operator) -> PriceStats:
         sink = self.store.record_observations if self.store is not None else None
-        stats = await collect_prices_once(self.source, op.agents, op.book, self.since, sink=sink)
-        for pool, obs in op.book.spot.items():
-            metrics.POOL_PRICE.labels(pool.name).set(obs.price)
+        before = dict(op.book.spot)
+        stats = await collect_prices_once(
+            self.source, op.agents, op.book, self.since, sink=sink, fetched_types=self.fetched_types
+        )
+        changed = {pool for pool, obs in op.book.spot.items() if before.get(pool) is not obs}
+        for pool in changed:
+            metrics.POOL_PRICE.labels(pool.name).set(op.book.spot[pool].price)
+        if changed:  # statuses show the primary's price: refresh the agents whose pools moved
+            for key, state in list(op.agents.items()):
+                if any(p.instance_type in state.spec.instance_types for p in changed):
+                    op.kick(key)
         return stats
 
 
@@ -156,9 +166,16 @@ Cycle = Callable[[Operator], Awaitable[Any]]
 
 
 async def run_every(
-    name: str, op: Operator, cycle: Cycle, interval: float, active: asyncio.Event, initial_delay: float = 0.0
+    name: str,
+    op: Operator,
+    cycle: Cycle,
+    interval: float,
+    active: asyncio.Event,
+    initial_delay: float = 0.0,
+    wake: asyncio.Event | None = None,
 ) -> None:
-    """Run ``cycle`` every ``interval`` seconds while ``active``; errors are logged and retried."""
+    """Run ``cycle`` every ``interval`` seconds while ``active``; errors are logged and retried. Setting
+    ``wake`` runs it at once (after a failure, the backoff still holds)."""
     if initial_delay:
         await asyncio.sleep(initial_delay)
     failures = 0
@@ -177,4 +194,10 @@ async def run_every(
             failures += 1
             log.exception("%s cycle failed (%d in a row)", name, failures)
         pause = interval if failures == 0 else min(interval * 2 ** min(failures, 5), 600.0)
-        await asyncio.sleep(max(pause - (time.monotonic() - started), 0.0))
+        remaining = max(pause - (time.monotonic() - started), 0.0)
+        if wake is None or failures:
+            await asyncio.sleep(remaining)
+            continue
+        wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), remaining)

@@ -79,6 +79,10 @@ class Operator:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self.last_results: dict[str, ReconcileResult] = {}
         self.notice_times: dict[tuple[str, NoticeKind], float] = {}
+        # Set when an agent asks for prices the book has not fetched yet: the price loop runs at once.
+        self.prices_wanted = asyncio.Event()
+        # Set when an agent waits for its first observation: the observe loop runs at once.
+        self.observe_wanted = asyncio.Event()
 
     # -- objects, as kopf sees them -----------------------------------------------------------
     def upsert_agent(self, body: Mapping[str, Any]) -> AgentState:
@@ -99,10 +103,18 @@ class Operator:
             if state.status.last_switch is not None:
                 state.last_switch_at = state.status.last_switch.completed_at
             self.agents[state.key] = state
+        if (state.spec.region, state.spec.instance_types) != (spec.region, spec.instance_types) or (
+            state.spec is spec and self._needs_prices(spec.region, spec.instance_types)
+        ):
+            self.prices_wanted.set()
         state.spec = spec
         state.generation = int(meta.get("generation", state.generation) or 1)
         state.deleting = bool(meta.get("deletionTimestamp"))
         return state
+
+    def _needs_prices(self, region: str, instance_types: Iterable[str]) -> bool:
+        known = {pool.instance_type for pool in self.book.pools(region, instance_types)}
+        return any(t not in known for t in instance_types)
 
     def seed_children(
         self, state: AgentState, replicas: Iterable[Mapping[str, Any]], switches: Iterable[Mapping[str, Any]]
@@ -177,6 +189,9 @@ class Operator:
     async def reconcile(self, key: str) -> ReconcileResult | None:
         state = self.agents.get(key)
         if state is None:
+            return None
+        if state.observed_at is None:  # the observe cycle kicks it once EC2 has been described
+            self.observe_wanted.set()
             return None
         result = await self.reconciler.reconcile(state)
         self.last_results[key] = result

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import re
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -111,12 +111,17 @@ class PriceStats:
 
 
 async def _collect_region(
-    source: SpotPriceSource, region: str, types: list[str], since: datetime | None
-) -> tuple[list[PriceObservation], dict[str, float]]:
-    spot, on_demand = await asyncio.gather(
-        source.spot_prices(region, types, since), source.on_demand_prices(region, types)
-    )
-    return spot, on_demand
+    source: SpotPriceSource, region: str, types: list[str], since: datetime | None, fetched: Set[str]
+) -> tuple[list[PriceObservation], dict[str, float], int]:
+    """Incremental for the types already fetched here; a type new to the region (a new agent, a changed
+    spec) gets its own request without ``since``, or its history before ``since`` would never arrive."""
+    known = [t for t in types if t in fetched] if since is not None else types
+    new = [t for t in types if t not in fetched] if since is not None else []
+    calls = [source.spot_prices(region, known, since)] if known else []
+    if new:
+        calls.append(source.spot_prices(region, new, None))
+    *spots, on_demand = await asyncio.gather(*calls, source.on_demand_prices(region, types))
+    return [obs for spot in spots for obs in spot], on_demand, len(spots)
 
 
 async def collect_prices_once(
@@ -125,19 +130,26 @@ async def collect_prices_once(
     book: PriceBook,
     since_by_region: MutableMapping[str, datetime],
     sink: PriceSink | None = None,
+    fetched_types: MutableMapping[str, set[str]] | None = None,
 ) -> PriceStats:
     """One refresh for every region the agents use; ``since_by_region`` advances as prices arrive.
 
     The sink gets each region's new observations before ``since`` advances there, so a sink failure
     (raised as CloudError or StoreUnavailable by the store) makes the next refresh ask again.
+    ``fetched_types`` (region -> instance types) remembers what each region's ``since`` covers; without
+    it, every wanted type counts as covered.
     """
     wanted = instance_types_by_region(agents)
+    covered = fetched_types if fetched_types is not None else {r: set(t) for r, t in wanted.items()}
     results = await asyncio.gather(
-        *(_collect_region(source, r, types, since_by_region.get(r)) for r, types in wanted.items()),
+        *(
+            _collect_region(source, r, types, since_by_region.get(r), covered.get(r, set()))
+            for r, types in wanted.items()
+        ),
         return_exceptions=True,
     )
     errors: list[str] = []
-    observations = updated = 0
+    observations = updated = spot_calls = 0
     for region, result in zip(wanted, results, strict=True):
         if isinstance(result, BaseException):
             if not isinstance(result, CloudError):
@@ -145,7 +157,8 @@ async def collect_prices_once(
             log.warning("price refresh of %s failed: %s", region, result)
             errors.append(f"{region}: {result.code or type(result).__name__}: {result}")
             continue
-        spot, on_demand = result
+        spot, on_demand, calls = result
+        spot_calls += calls
         book.on_demand.setdefault(region, {}).update(on_demand)
         if sink is not None and spot:
             await sink(spot)
@@ -155,11 +168,12 @@ async def collect_prices_once(
         newest = newest_time(spot, since_by_region.get(region))
         if newest is not None:
             since_by_region[region] = newest
+            covered.setdefault(region, set()).update(wanted[region])
         observations += len(spot)
         updated += len(changed)
     return PriceStats(
         regions=len(wanted),
-        spot_calls=len(wanted),
+        spot_calls=spot_calls,
         observations=observations,
         pools_updated=updated,
         errors=tuple(errors),

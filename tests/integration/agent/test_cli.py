@@ -6,13 +6,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
 import sys
 import tomllib
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -184,18 +182,6 @@ async def test_run_once_with_the_operator_down_keeps_the_reports(tmp_path: Path,
 # ------------------------------------------------------------------------------------ installation
 
 
-def _build_isolation_needed() -> bool:
-    """pip builds without isolation only if this environment's setuptools meets pyproject's requirement."""
-    requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]["requires"]
-    for requirement in requires:
-        match = re.match(r"setuptools\s*>=\s*([0-9.]+)", requirement)
-        if match:
-            have = tuple(int(p) for p in version("setuptools").split(".")[:2] if p.isdigit())
-            need = tuple(int(p) for p in match.group(1).split(".")[:2])
-            return have < need
-    return False
-
-
 def _source_copy(target: Path) -> Path:
     """The package's sources in a scratch directory, so the build writes nothing into the checkout."""
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
@@ -209,12 +195,11 @@ def _source_copy(target: Path) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)  # builds the package (with build isolation if setuptools here is too old)
+@pytest.mark.timeout(900)  # builds the package in an isolated build environment
 def test_install_script_installs_a_working_agent(tmp_path: Path, imds: ImdsEmulator) -> None:
     script = ROOT / "agent" / "spot_agent" / "install.sh"
     source = _source_copy(tmp_path / "src")
     prefix, etc, units = tmp_path / "opt", tmp_path / "etc", tmp_path / "units"
-    pip_args = "--no-deps" + ("" if _build_isolation_needed() else " --no-build-isolation --no-index")
     env = {
         "PATH": os.environ["PATH"],
         "HOME": str(tmp_path),
@@ -222,7 +207,8 @@ def test_install_script_installs_a_working_agent(tmp_path: Path, imds: ImdsEmula
         "SPOT_AGENT_ETC": str(etc),
         "SPOT_AGENT_UNIT_DIR": str(units),
         "SPOT_AGENT_VENV_ARGS": "--system-site-packages",  # pydantic from this environment: no download
-        "SPOT_AGENT_PIP_ARGS": pip_args,
+        # With build isolation: the new venv's bundled setuptools may be older than pyproject asks for.
+        "SPOT_AGENT_PIP_ARGS": "",
         "SPOT_AGENT_TOKEN": "token-from-user-data",
     }
     args = [

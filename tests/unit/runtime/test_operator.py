@@ -8,6 +8,7 @@ from typing import Any
 from spot_operator.inmemory import FixedClock, InMemoryEc2, InMemoryObjects, InMemoryTraffic
 from spot_operator.planning import Notice, NoticeKind, Pool, Role
 from spot_operator.ports import PriceObservation
+from spot_operator.runtime.loops import observe_cycle
 from spot_operator.runtime.operator import Operator
 from spot_operator.state import Heartbeat
 
@@ -50,6 +51,7 @@ def make_operator() -> tuple[Operator, FixedClock, InMemoryEc2, InMemoryTraffic]
 async def settle_with_heartbeats(op: Operator, clock: FixedClock, key: str, rounds: int = 6) -> None:
     """Reconcile, let every running instance's agent report in, and repeat."""
     for _ in range(rounds):
+        await observe_cycle(op)
         await op.reconcile(key)
         for inst in list(op.agents[key].instances.values()):
             if inst.live:
@@ -68,6 +70,18 @@ async def test_a_manual_replica_agent_gets_a_primary_with_the_traffic_and_a_read
     assert traffic.pointing[EIP] == primaries[0].instance_id
     assert state.status.phase.value == "Ready"
     assert [r.phase.value for r in state.replicas.values() if r.phase] == ["Ready"]
+
+
+async def test_nothing_is_planned_for_an_agent_before_ec2_was_described_for_it() -> None:
+    """After a restart, what an earlier process launched is unknown until the first observation."""
+    op, clock, ec2, _ = make_operator()
+    state = op.upsert_agent(agent_body())
+    assert await op.reconcile(state.key) is None
+    assert op.observe_wanted.is_set() and ec2.calls == []
+    await observe_cycle(op)
+    assert state.observed_at == clock.now()
+    await op.settle()  # the observation kicked the agent: its first plan launches primary and standby
+    assert sorted(i.role.value for i in ec2.live("uid-web")) == ["primary", "replica"]
 
 
 async def test_a_notice_is_acted_on_at_once_and_its_duplicate_is_recognised() -> None:
@@ -108,7 +122,10 @@ async def test_routing_finds_the_agent_of_an_instance_among_many() -> None:
     for n in range(5):
         state = op.upsert_agent(agent_body(f"web{n}", mode="off", uid=f"uid-{n}"))
         keys.append(state.key)
-        await op.reconcile(state.key)
+    await observe_cycle(op)
+    for key in keys:
+        await op.reconcile(key)
+    assert all(op.agents[key].instances for key in keys)
     for key in keys:
         for instance_id in op.agents[key].instances:
             assert op.route(instance_id) == key
