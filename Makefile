@@ -16,7 +16,7 @@ $(STAMP): requirements/dev.txt pyproject.toml
 	@rm -f $(VENV)/.installed-*; touch $@
 
 demo: $(STAMP)
-	$(BIN)/spotctl demo
+	$(BIN)/spotctl sandbox
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -33,6 +33,7 @@ lint: $(STAMP)
 
 crds: $(STAMP)
 	$(BIN)/python -m spot_operator.api.crdgen crds
+	cp crds/*.yaml charts/spot-optimizer/crds/
 
 lock:
 	scripts/lock.sh

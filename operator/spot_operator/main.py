@@ -28,13 +28,13 @@ from spot_operator.adapters.kubeconfig import load_connection
 from spot_operator.agent_api.app import create_app
 from spot_operator.agent_api.server import AgentApiServer
 from spot_operator.agent_api.tokens import TokenStore
-from spot_operator.ports import NoticeQueue, PriceStore, Scorer, SpotPriceSource, SwitchRecord
+from spot_operator.ports import NoticeQueue, PriceStore, Scorer, SpotPriceSource
 from spot_operator.runtime.agent_sink import OperatorSink
 from spot_operator.runtime.leader import LeaseElector
 from spot_operator.runtime.loops import DecisionCycle, NoticeCycle, PriceCycle, observe_cycle, run_every
 from spot_operator.runtime.operator import Operator
+from spot_operator.runtime.records import Recorder
 from spot_operator.settings import Settings, SettingsError, from_env
-from spot_operator.state import AgentState
 
 log = logging.getLogger("spot_operator")
 
@@ -147,46 +147,6 @@ async def start_store(settings: Settings) -> PriceStore | None:
     return store
 
 
-def record_switches(store: PriceStore | None) -> Callable[[AgentState, str], None] | None:
-    if store is None:
-        return None
-
-    def record(state: AgentState, name: str) -> None:
-        sw = state.switches[name]
-        st = sw.status
-        if st.phase.value != "Completed" or not st.new_pool:
-            return
-        from spot_operator.api import Capacity
-        from spot_operator.planning import Pool
-
-        def pool(text: str | None) -> Pool | None:
-            if not text:
-                return None
-            name, _, lifecycle = text.partition("/")
-            return Pool.parse(name, Capacity.ON_DEMAND if lifecycle == "on-demand" else Capacity.SPOT)
-
-        to_pool = pool(st.new_pool)
-        assert to_pool is not None
-        timings = st.timings
-        record = SwitchRecord(
-            agent=state.key,
-            switch=name,
-            reason=sw.spec.reason.value,
-            to_pool=to_pool,
-            started_at=st.started_at or sw.created_at,
-            from_pool=pool(st.old_pool),
-            completed_at=st.completed_at,
-            launch_seconds=timings.launch_seconds if timings else None,
-            cutover_seconds=timings.cutover_seconds if timings else None,
-            downtime_seconds=timings.downtime_seconds if timings else None,
-            pre_state={"instance": st.old_instance_id},
-            post_state={"instance": st.new_instance_id},
-        )
-        asyncio.get_running_loop().create_task(store.record_switch(record))
-
-    return record
-
-
 async def run(
     settings: Settings,
     wiring: Wiring | None = None,
@@ -215,6 +175,7 @@ async def run(
     tasks: list[asyncio.Task[Any]] = []
     store: PriceStore | None = None
     api: AgentApiServer | None = None
+    recorder: Recorder | None = None
     try:
         if settings.standalone:
             leading.set()
@@ -242,8 +203,10 @@ async def run(
             kube_objects,
             secrets=kube_objects,
             tokens=tokens,
-            on_switch_done=record_switches(store),
         )
+        recorder = Recorder(store) if store is not None else None
+        if recorder is not None:
+            op.on_switch_done, op.on_notice = recorder.switch_done, recorder.notice
         scorer = wiring.scorer or default_scorer(op)
         api = AgentApiServer(
             create_app(tokens, OperatorSink(op)), settings.agent_api_host, settings.agent_api_port
@@ -338,6 +301,8 @@ async def run(
         await asyncio.gather(*tasks, return_exceptions=True)
         if api is not None:
             await api.stop()
+        if recorder is not None:
+            await recorder.drain()  # into the store's buffer, which close() flushes
         if store is not None and hasattr(store, "close"):
             await store.close()
         if elector is not None:

@@ -130,7 +130,9 @@ class Policy(Model):
     )
     on_demand_fallback: bool = Field(
         default=True,
-        description="Fail over to on-demand when no spot pool is usable (false: keep trying spot).",
+        description="On an interruption without a Ready replica, launch the replacement on on-demand "
+        "first (the decision loop moves it back to spot when a pool is safe); false: another spot pool "
+        "first, on-demand only when no spot pool has capacity.",
     )
     rebalance_action: RebalanceAction = Field(
         default=RebalanceAction.REPLACE,

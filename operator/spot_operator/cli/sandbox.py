@@ -4,6 +4,7 @@ driven through a rebalance recommendation and an interruption notice, printed as
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -12,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from spot_operator.cli.app import app
+from spot_operator.sandbox.changes import usd
 from spot_operator.sandbox.ledger import monthly
 from spot_operator.sandbox.runner import DEFAULT_BUDGET_SECONDS, SandboxOptions, SandboxResult, run_sandbox
 from spot_operator.sandbox.timeline import Event
@@ -22,7 +24,8 @@ STYLES = {
     "applied": "bold yellow",
     "rebalance-notice": "bold yellow",
     "interruption-notice": "bold yellow",
-    "traffic-moved": "bold green",
+    "saving": "green",
+    "target-group": "bold green",
     "primary": "cyan",
     "agent-Ready": "green",
     "replica-Ready": "green",
@@ -55,30 +58,25 @@ def summary(result: SandboxResult, console: Console) -> None:
             f"Failover: {out.old_primary} -> {out.promoted}; Elastic IP moved "
             f"{out.notice_to_elastic_ip_seconds:.2f} s after the interruption notice{timings}."
         )
-    table = Table(title="Savings so far (against running each primary on on-demand)")
-    for col in ("SpotAgent", "Mode", "Primary", "Pool", "Spot $/h", "On-demand $/h", "Saving now"):
-        table.add_column(col)
-    table.add_column("Saved in the sandbox", justify="right")
+    table = Table(title="Savings so far, against running each primary on on-demand")
+    for col in ("SpotAgent", "Primary pool", "Spot", "On-demand", "Saving now", "Saved while watched"):
+        table.add_column(col, justify="left" if col in ("SpotAgent", "Primary pool") else "right")
     low = False
     for name, agent in result.final.agents.items():
         book = result.ledger.agents.get(name)
         price, od = agent.hourly_price, agent.on_demand_price
         low = low or (price is not None and price < PLACEHOLDER_PRICE)
-        now = (
-            f"{agent.savings_percent:.1f} % (${monthly(agent.savings_hourly):.0f}/month)"
-            if agent.savings_hourly is not None and agent.savings_percent is not None
-            else "-"
-        )
+        now = "-"
+        if agent.savings_hourly is not None and agent.savings_percent is not None:
+            now = f"{agent.savings_percent:.1f} % (${monthly(agent.savings_hourly):,.0f}/month)"
         saved = "-"
         if book is not None and book.saved_percent is not None:
-            saved = f"${book.saved_usd:.5f} in {book.seconds:.0f} s ({book.saved_percent:.1f} %)"
+            saved = f"{usd(book.saved_usd)} in {book.seconds:.0f} s"
         table.add_row(
             name,
-            agent.mode,
-            agent.primary_id or "-",
             agent.primary_pool or "-",
-            f"{price:.5f}" if price is not None else "-",
-            f"{od:.4f}" if od is not None else "-",
+            f"{usd(price)}/h" if price is not None else "-",
+            f"{usd(od)}/h" if od is not None else "-",
             now,
             saved,
         )
@@ -98,10 +96,10 @@ def summary(result: SandboxResult, console: Console) -> None:
 
 @app.command()
 def sandbox(
-    examples: Path = typer.Option(
+    examples: Path | None = typer.Option(
         None, help="Directory with the example manifests (default: the repository's examples/)."
     ),
-    log_file: Path = typer.Option(
+    log_file: Path | None = typer.Option(
         None, "--log-file", help="Keep the operator's log in this file (default: discarded at the end)."
     ),
     budget: float = typer.Option(
@@ -114,7 +112,7 @@ def sandbox(
     console.rule("spot-optimizer sandbox: the real operator on moto, a Kubernetes API emulation and SQLite")
     options = SandboxOptions(budget_seconds=budget, log_file=log_file)
     if examples is not None:
-        options = SandboxOptions(examples=examples, budget_seconds=budget, log_file=log_file)
+        options = replace(options, examples=examples)
     result = asyncio.run(run_sandbox(options, show=lambda event: console.print(render(event))))
     console.print()
     if not result.ok:

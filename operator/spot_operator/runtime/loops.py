@@ -30,7 +30,6 @@ from spot_operator.planning.decisions import Decision, decide
 from spot_operator.planning.naming import decision_name
 from spot_operator.ports import (
     DecisionRecord,
-    InterruptionRecord,
     NoticeQueue,
     PriceStore,
     Scorer,
@@ -143,20 +142,7 @@ class NoticeCycle:
                     "SQS message %s ignored: %s", message.detail_type or "?", message.error or "not ours"
                 )
                 continue
-            outcome = op.submit_notice(message.notice)
-            handled += outcome == "accepted"
-            if self.store is not None and outcome != "unknown":
-                key = op.route(message.notice.instance_id)
-                inst = op.agents[key].instances.get(message.notice.instance_id) if key else None
-                record = InterruptionRecord(
-                    message.notice.instance_id,
-                    message.notice.kind.value,
-                    message.notice.received_at,
-                    inst.pool if inst else None,
-                    "sqs",
-                )
-                with contextlib.suppress(StoreUnavailable):
-                    await self.store.record_interruption(record)
+            handled += op.submit_notice(message.notice) == "accepted"
         if messages:
             await self.queue.delete(messages)  # after the notices are in memory (and acted on)
         return handled
@@ -181,6 +167,8 @@ async def run_every(
     failures = 0
     while True:
         await active.wait()
+        if wake is not None:
+            wake.clear()  # a wake-up asked for while the cycle runs makes one more run
         started = time.monotonic()
         try:
             await cycle(op)
@@ -198,6 +186,5 @@ async def run_every(
         if wake is None or failures:
             await asyncio.sleep(remaining)
             continue
-        wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wake.wait(), remaining)

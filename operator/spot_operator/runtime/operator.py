@@ -64,6 +64,8 @@ class Operator:
     # Interruption risk per pool, filled by the decision loop from the scorer; read without waiting.
     risks: dict[Pool, float] = field(default_factory=dict)
     on_switch_done: Callable[[AgentState, str], None] | None = None
+    # Called once per accepted notice, from whichever path it came first (the history store records it).
+    on_notice: Callable[[AgentState, Notice], None] | None = None
     secrets: Secrets | None = None
     tokens: TokenStore | None = None
 
@@ -287,6 +289,8 @@ class Operator:
             self.unavailable.mark([inst.pool], self.now())
         self.notice_times[(notice.instance_id, notice.kind)] = asyncio.get_running_loop().time()
         self.kick(state.key)
+        if self.on_notice is not None:
+            self.on_notice(state, notice)
         return "accepted"
 
     def record_heartbeat(self, agent_key: str, instance_id: str, beat: Heartbeat) -> bool:

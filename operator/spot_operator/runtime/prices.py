@@ -117,11 +117,14 @@ async def _collect_region(
     spec) gets its own request without ``since``, or its history before ``since`` would never arrive."""
     known = [t for t in types if t in fetched] if since is not None else types
     new = [t for t in types if t not in fetched] if since is not None else []
-    calls = [source.spot_prices(region, known, since)] if known else []
+    asked = [(known, since)] if known else []
     if new:
-        calls.append(source.spot_prices(region, new, None))
-    *spots, on_demand = await asyncio.gather(*calls, source.on_demand_prices(region, types))
-    return [obs for spot in spots for obs in spot], on_demand, len(spots)
+        asked.append((new, None))
+    spots, on_demand = await asyncio.gather(
+        asyncio.gather(*(source.spot_prices(region, t, start) for t, start in asked)),
+        source.on_demand_prices(region, types),
+    )
+    return [obs for spot in spots for obs in spot], on_demand, len(asked)
 
 
 async def collect_prices_once(

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 from types import TracebackType
 
 ACCESS_KEY = "testing"
@@ -48,9 +46,7 @@ class MotoServer:
         }
 
     def _command(self) -> list[str]:
-        exe = shutil.which("moto_server") or str(Path(sys.executable).with_name("moto_server"))
-        if Path(exe).exists():
-            return [exe, "-H", self.host, "-p", str(self.port)]
+        """The moto installed with this interpreter (the pinned one), not whichever is first on PATH."""
         return [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)]
 
     def start(self) -> MotoServer:

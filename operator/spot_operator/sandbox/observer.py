@@ -27,6 +27,7 @@ class Observer:
     engine: Engine
     namespace: str = "default"
     elastic_ips: Sequence[str] = ()
+    target_groups: Sequence[str] = ()
     _prices: dict[str, float] = field(default_factory=dict)
     _prices_at: float = float("-inf")
 
@@ -38,10 +39,13 @@ class Observer:
             asyncio.to_thread(self.aws.instances),
             asyncio.to_thread(self.aws.elastic_ip_targets, self.elastic_ips),
         )
+        groups = {
+            arn: await asyncio.to_thread(self.aws.target_group_members, arn) for arn in self.target_groups
+        }
         if time.monotonic() - self._prices_at > PRICE_REFRESH_SECONDS:
             self._prices = await asyncio.to_thread(store.latest_spot_prices, self.engine)
             self._prices_at = time.monotonic()
-        return snapshot(agents, replicas, switches, instances, eips, self._prices)
+        return snapshot(agents, replicas, switches, instances, eips, groups, self._prices)
 
     async def _list(self, plural: str) -> list[dict[str, Any]]:
         body = await self.kube.get(resource_path(GROUP, VERSION, plural, self.namespace))

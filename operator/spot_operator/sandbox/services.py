@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import logging
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -27,6 +28,11 @@ class SandboxFailure(RuntimeError):
 
 @contextlib.asynccontextmanager
 async def moto_running() -> AsyncIterator[MotoServer]:
+    if importlib.util.find_spec("moto") is None:
+        raise SandboxFailure(
+            "moto is not installed: the sandbox needs the development dependencies "
+            "(make demo installs them; or pip install -r requirements/dev.txt)"
+        )
     server = MotoServer()
     try:
         await asyncio.to_thread(server.start)

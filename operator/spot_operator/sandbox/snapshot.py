@@ -1,8 +1,8 @@
-"""What the sandbox sees at one instant, and what changed since the last look. Pure.
+"""What the sandbox sees at one instant. Pure.
 
 A :class:`Snapshot` is read from the outside, as a person would look: the custom resources' statuses
-from the Kubernetes API, the instances and the Elastic IPs from EC2 (moto), the prices from the store.
-:func:`changes` turns two snapshots into the timeline's lines.
+from the Kubernetes API, the instances, Elastic IPs and target groups from EC2 (moto), the prices from
+the store. :mod:`.changes` turns two snapshots into the timeline's lines.
 """
 
 from __future__ import annotations
@@ -82,6 +82,7 @@ class Snapshot:
     switches: Mapping[str, SwitchSeen] = field(default_factory=dict)
     instances: Mapping[str, InstanceSeen] = field(default_factory=dict)
     elastic_ips: Mapping[str, str | None] = field(default_factory=dict)  # allocation -> instance
+    target_groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # ARN -> registered instances
     prices: Mapping[str, float] = field(default_factory=dict)  # pool name -> latest spot price (store)
 
     def live(self, agent: str, role: str | None = None) -> list[InstanceSeen]:
@@ -169,6 +170,7 @@ def snapshot(
     switches: Iterable[Mapping[str, Any]],
     instances: Iterable[ObservedInstance],
     elastic_ips: Mapping[str, str | None],
+    target_groups: Mapping[str, Iterable[str]],
     prices: Mapping[str, float],
 ) -> Snapshot:
     a = [agent_seen(b) for b in agents]
@@ -181,113 +183,6 @@ def snapshot(
         switches={x.name: x for x in s},
         instances={x.instance_id: x for x in i},
         elastic_ips=dict(elastic_ips),
+        target_groups={arn: tuple(sorted(members)) for arn, members in target_groups.items()},
         prices=dict(prices),
     )
-
-
-# ------------------------------------------------------------------------------------------ changes
-
-
-@dataclass(frozen=True)
-class Change:
-    """One line of the timeline: ``kind`` names what happened, ``agent`` to whom (may be empty)."""
-
-    kind: str
-    agent: str
-    text: str
-    subject: str = ""  # the instance, replica or switch it is about
-
-
-def _price(value: float | None) -> str:
-    return "price unknown" if value is None else f"${value:.4f}/h"
-
-
-def _agent_changes(before: AgentSeen | None, now: AgentSeen) -> list[Change]:
-    out = []
-    if now.primary_id and (before is None or before.primary_id != now.primary_id):
-        out.append(
-            Change(
-                "primary",
-                now.name,
-                f"primary {now.primary_id} in {now.primary_pool} ({_price(now.hourly_price)})",
-                now.primary_id,
-            )
-        )
-    if now.phase and (before is None or before.phase != now.phase):
-        out.append(Change(f"agent-{now.phase}", now.name, f"SpotAgent {now.phase}", now.name))
-    return out
-
-
-def _replica_changes(before: ReplicaSeen | None, now: ReplicaSeen) -> list[Change]:
-    if before is None:
-        text = f"Replica {now.name} created ({now.reason})"
-        out = [Change("replica-created", now.agent, text, now.name)]
-    else:
-        out = []
-    if now.phase and (before is None or before.phase != now.phase):
-        where = f" on {now.instance_id} in {now.pool}" if now.instance_id else ""
-        out.append(
-            Change(f"replica-{now.phase}", now.agent, f"Replica {now.name} {now.phase}{where}", now.name)
-        )
-    return out
-
-
-def _switch_changes(before: SwitchSeen | None, now: SwitchSeen) -> list[Change]:
-    out = []
-    if before is None:
-        text = f"SwitchRequest {now.name} opened ({now.reason})"
-        out.append(Change("switch-opened", now.agent, text, now.name))
-    if now.phase and (before is None or before.phase != now.phase):
-        detail = ""
-        if now.phase == "Completed":
-            parts = [
-                f"{label} {value:.2f} s"
-                for label, value in (
-                    ("launch", now.launch_seconds),
-                    ("cutover", now.cutover_seconds),
-                    ("downtime", now.downtime_seconds),
-                )
-                if value is not None
-            ]
-            detail = f" ({', '.join(parts)})" if parts else ""
-        out.append(
-            Change(
-                f"switch-{now.phase}", now.agent, f"SwitchRequest {now.name} {now.phase}{detail}", now.name
-            )
-        )
-    return out
-
-
-def _instance_changes(before: InstanceSeen | None, now: InstanceSeen) -> list[Change]:
-    if before is None and now.live:
-        text = f"instance {now.instance_id} launched in {now.pool} ({now.lifecycle}) as {now.role}"
-        return [Change("instance-launched", now.agent, text, now.instance_id)]
-    if before is None:
-        return []
-    out = []
-    if before.role != now.role and now.live:
-        text = f"instance {now.instance_id} is now {now.role} (was {before.role})"
-        out.append(Change("instance-role", now.agent, text, now.instance_id))
-    if now.state in GONE_STATES and before.state not in GONE_STATES:
-        text = f"instance {now.instance_id} ({before.role}) terminated"
-        out.append(Change("instance-terminated", now.agent, text, now.instance_id))
-    return out
-
-
-def changes(before: Snapshot, now: Snapshot) -> list[Change]:
-    """What is new in ``now``: instances first (EC2 is where things happen), then traffic, then statuses."""
-    out: list[Change] = []
-    for iid, inst in now.instances.items():
-        out.extend(_instance_changes(before.instances.get(iid), inst))
-    for alloc, target in now.elastic_ips.items():
-        if target and before.elastic_ips.get(alloc) != target:
-            inst = now.instances.get(target)
-            agent = inst.agent if inst is not None else ""
-            out.append(Change("elastic-ip", agent, f"Elastic IP {alloc} -> {target}", target))
-    for name, agent in now.agents.items():
-        out.extend(_agent_changes(before.agents.get(name), agent))
-    for name, rep in now.replicas.items():
-        out.extend(_replica_changes(before.replicas.get(name), rep))
-    for name, sw in now.switches.items():
-        out.extend(_switch_changes(before.switches.get(name), sw))
-    return out

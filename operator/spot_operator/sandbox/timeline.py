@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from spot_operator.sandbox.snapshot import Change
+from spot_operator.sandbox.changes import Change
 
 
 @dataclass(frozen=True)

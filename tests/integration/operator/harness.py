@@ -5,19 +5,18 @@ with the tokens the operator put in Secrets."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
 from spot_operator.adapters.aws import AwsEc2, AwsSpotPrices, AwsTraffic, SqsNoticeQueue
 from spot_operator.adapters.kube import Connection
-from spot_operator.handlers.common import token_secret_name
 from spot_operator.main import Wiring, run
 from spot_operator.runtime.operator import Operator
+from spot_operator.sandbox.fleet import Fleet
 from spot_operator.sandbox.moto import free_port
 from spot_operator.settings import Settings
 from tests.fakes.kube import KubeCluster, until
@@ -56,64 +55,6 @@ def switch_manifest(name: str, agent: str, target: dict[str, Any], reason: str =
 
 
 @dataclass
-class Fleet:
-    """The spot-agents on our instances: heartbeat every ``interval`` with the agent's Secret token."""
-
-    cluster: KubeCluster
-    interval: float = 0.3
-    silent: set[str] = field(default_factory=set)  # instance ids whose agent says nothing
-    only: set[str] | None = None  # when set, only these instances' agents report
-    sent: int = 0
-    beats: int = 0
-    rejected: list[str] = field(default_factory=list)
-
-    async def run(self, op_ref: list[Operator], api_url: list[str]) -> None:
-        async with aiohttp.ClientSession() as http:
-            while True:
-                await asyncio.sleep(self.interval)
-                if not op_ref or not api_url:
-                    continue
-                op = op_ref[0]
-                for key, state in list(op.agents.items()):
-                    token = await self._token(state.ref.namespace, state.ref.name)
-                    if token is None:
-                        continue
-                    for inst in list(state.instances.values()):
-                        if not inst.live or inst.instance_id in self.silent:
-                            continue
-                        if self.only is not None and inst.instance_id not in self.only:
-                            continue
-                        ns, name = key.split("/")
-                        self.beats += 1
-                        body = {
-                            "idempotencyKey": f"beat-{self.beats:08d}",
-                            "instanceId": inst.instance_id,
-                            "agentVersion": "test",
-                            "health": "ok",
-                            "syncProgress": 100,
-                            "sentAt": op.now().isoformat(),
-                        }
-                        async with http.post(
-                            f"{api_url[0]}/v1/namespaces/{ns}/agents/{name}/heartbeat",
-                            json=body,
-                            headers={"Authorization": f"Bearer {token}"},
-                        ) as resp:
-                            if resp.status < 300:
-                                self.sent += 1
-                            else:
-                                self.rejected.append(f"{resp.status} {await resp.text()}")
-
-    async def _token(self, namespace: str, agent: str) -> str | None:
-        status, body = await self.cluster.client.request(
-            "GET", f"/api/v1/namespaces/{namespace}/secrets/{token_secret_name(agent)}"
-        )
-        if status != 200:
-            self.rejected.append(f"secret: {status} {body}")
-            return None
-        return base64.b64decode(body["data"]["token"]).decode()
-
-
-@dataclass
 class RunningSpotOperator:
     op: Operator
     task: asyncio.Task[int]
@@ -137,9 +78,12 @@ def settings_for(database_url: str | None = None) -> Settings:
     )
 
 
-def wiring_for(cluster: KubeCluster, aws: MotoAws, queue_url: str | None = None) -> Wiring:
-    clients = aws.clients()
-    queue = SqsNoticeQueue(clients, queue_url) if queue_url else None
+def wiring_for(
+    cluster: KubeCluster, aws: MotoAws, queue_url: str | None = None, endpoint_url: str | None = None
+) -> Wiring:
+    """The AWS adapters on the moto server, or on a fault-injecting proxy in front of it."""
+    clients = aws.clients(endpoint_url)
+    queue = SqsNoticeQueue(clients, queue_url, region=aws.region) if queue_url else None
     return Wiring(
         connection=Connection(server=cluster.url),
         ec2=AwsEc2(clients),
@@ -157,12 +101,14 @@ async def spot_operator(
     fleet: Fleet | None = None,
     database_url: str | None = None,
     queue_url: str | None = None,
+    endpoint_url: str | None = None,
 ) -> AsyncIterator[RunningSpotOperator]:
     """Start ``main.run`` in this loop; stop it (gracefully) when the block ends."""
     settings = settings_for(database_url)
     stop = asyncio.Event()
     started: list[Operator] = []
-    task = asyncio.create_task(run(settings, wiring_for(cluster, aws, queue_url), stop, started.append))
+    wiring = wiring_for(cluster, aws, queue_url, endpoint_url)
+    task = asyncio.create_task(run(settings, wiring, stop, started.append))
     api = f"http://127.0.0.1:{settings.agent_api_port}"
     health = f"http://127.0.0.1:{settings.health_port}"
 
