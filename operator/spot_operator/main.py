@@ -268,13 +268,28 @@ async def run(
 
         stop_flag: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
+        loops = [t for t in tasks if t.get_name() != "leader election"]
+
         async def relay() -> None:
+            nonlocal store, recorder
             waits = [asyncio.create_task(stop.wait())]
             if elector is not None:
                 waits.append(asyncio.create_task(elector.lost.wait()))
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             for w in waits:
                 w.cancel()
+            # Our side first, so kopf finds nothing of ours still running when it stops: the loops,
+            # the reconciles (a grace to finish), then the history writes flushed into the store.
+            for task in loops:
+                task.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
+            await op.shutdown()
+            if recorder is not None:
+                await recorder.drain()
+                recorder = None
+            if store is not None and hasattr(store, "close"):
+                await store.close()
+                store = None
             if not stop_flag.done():
                 stop_flag.set_result(None)
 

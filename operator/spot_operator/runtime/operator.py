@@ -79,6 +79,7 @@ class Operator:
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._dirty: set[str] = set()
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self.closing = False
         self.last_results: dict[str, ReconcileResult] = {}
         self.notice_times: dict[tuple[str, NoticeKind], float] = {}
         # Set when an agent asks for prices the book has not fetched yet: the price loop runs at once.
@@ -190,7 +191,7 @@ class Operator:
     # -- reconciling ----------------------------------------------------------------------------
     async def reconcile(self, key: str) -> ReconcileResult | None:
         state = self.agents.get(key)
-        if state is None:
+        if state is None or self.closing:
             return None
         if state.observed_at is None:  # the observe cycle kicks it once EC2 has been described
             self.observe_wanted.set()
@@ -204,6 +205,8 @@ class Operator:
 
     def kick(self, key: str) -> None:
         """Reconcile soon; several kicks while one runs make one more run, not many."""
+        if self.closing:
+            return
         self._dirty.add(key)
         worker = self._workers.get(key)
         if worker is None or worker.done():
@@ -240,6 +243,21 @@ class Operator:
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError("reconciles still running")
             await asyncio.sleep(0.01)
+
+    async def shutdown(self, grace_seconds: float = 10.0) -> None:
+        """Stop reconciling: no new runs, let the running ones finish within the grace, cancel the rest.
+        Every step is idempotent, so a run cut short is finished by the next process."""
+        self.closing = True
+        self._dirty.clear()
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        running = [w for w in self._workers.values() if not w.done()]
+        if running:
+            _, late = await asyncio.wait(running, timeout=grace_seconds)
+            for worker in late:
+                worker.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
 
     def _switch_done(self, state: AgentState, name: str) -> None:
         if self.on_switch_done is not None:
