@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements/dev.txt pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: demo sandbox test test-fast test-all lint crds lock clean
+.PHONY: demo sandbox test test-fast test-all lint crds lock clean reliability
 
 # A virtualenv with the pinned dependencies (requirements/dev.txt) and the project in editable mode.
 $(STAMP): requirements/dev.txt pyproject.toml
@@ -23,6 +23,10 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
+
+# The full reliability suite (crash at every step, AWS faults, duplicates); rewrites docs/RELIABILITY.md.
+reliability: $(STAMP)
+	$(BIN)/python -m spot_operator.simulation.reliability --full --write docs/RELIABILITY.md
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -104,6 +104,9 @@ def spec(mode: str, eip: str) -> dict[str, Any]:
 
 async def ready(op: Operator, key: str, want_standby: bool, within: float = 300.0) -> None:
     """Reconcile with every live instance heartbeating until the agent is Ready (with a Ready standby)."""
+    # Each run starts from the same market: the pools earlier runs' notices marked as being reclaimed
+    # are usable again (else the runs would soon exhaust the four spot pools and measure on-demand).
+    op.unavailable.clear()
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         await observe_once(op.ec2, op.traffic, op.agents, op.now())  # the periodic observe, between runs
@@ -293,7 +296,7 @@ async def sqs_setup(moto: MotoServer) -> SqsSetup:
         aws_secret_access_key=SECRET_KEY,
     )
     url = sqs.create_queue(QueueName="bench-interruptions")["QueueUrl"]
-    return SqsSetup(SqsNoticeQueue(AwsClients(AwsConfig.from_env(moto.url)), url), url)
+    return SqsSetup(SqsNoticeQueue(AwsClients(AwsConfig.from_env(moto.url)), url, region=REGION), url)
 
 
 def send_event(moto: MotoServer, instance_id: str) -> None:

@@ -42,7 +42,8 @@ log = logging.getLogger("spot_operator")
 class JsonFormatter(logging.Formatter):
     """One JSON object per line; extra fields passed with ``extra=`` are kept."""
 
-    _skip = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+    # kopf attaches its whole settings object to every record: 80 % of a line, and no news.
+    _skip = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "settings"}
 
     def format(self, record: logging.LogRecord) -> str:
         doc: dict[str, Any] = {

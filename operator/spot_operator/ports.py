@@ -60,6 +60,10 @@ class LaunchRequest:
     purpose: str = ""
     epoch: int = 0
     image_override: str | None = None  # an AMI of the primary, when a replacement must carry its disk
+    # The same token was sent before and its answer was lost (throttled, 5xx, timed out): the instance
+    # may exist. EC2 honours ClientToken; the adapter also looks the token up first, for clouds that don't.
+    replay: bool = False
+    emergency: bool = False  # a failover's launch: its AWS calls go ahead of bulk work
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,9 @@ class UnavailablePools:
         for pool in pools:
             self._until[pool] = now + self.ttl
 
+    def clear(self) -> None:
+        self._until.clear()
+
     def current(self, now: datetime) -> frozenset[Pool]:
         expired = [p for p, until in self._until.items() if until <= now]
         for pool in expired:
@@ -81,6 +84,9 @@ class AgentState:
     # When EC2 was last described for this agent. Until then nothing is planned: after a restart, the
     # instances an earlier process launched (a switch's new instance, a replica) are not known yet.
     observed_at: datetime | None = None
+    # Where a traffic move that failed was going: it may have moved the Elastic IP and not the target
+    # groups (or DNS), which no observation shows. Until a move succeeds, the EIP is not the whole truth.
+    traffic_unconfirmed: str | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     @property
@@ -94,6 +100,13 @@ class AgentState:
     @property
     def traffic(self) -> TrafficTarget:
         return TrafficTarget.from_spec(self.spec)
+
+    def observed_serving(self, elastic_ip_points_at: str | None) -> str | None:
+        """What serves traffic after an observation of the Elastic IP (None: unknown, move it again)."""
+        target = self.traffic
+        if self.traffic_unconfirmed is not None and (target.target_group_arns or target.route53_record):
+            return None
+        return elastic_ip_points_at
 
     def add_notice(self, notice: Notice) -> bool:
         """Record a notice; False when the same (instance, kind) is already known (a duplicate)."""

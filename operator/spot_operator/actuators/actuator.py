@@ -95,8 +95,14 @@ class Actuator:
                     known, role=action.role, epoch=action.epoch or known.epoch
                 )
         elif isinstance(action, MoveTraffic):
-            moved = await self.ports.traffic.move(state.traffic, action.to_instance, action.from_instance)
+            try:
+                moved = await self.ports.traffic.move(state.traffic, action.to_instance, action.from_instance)
+            except CloudError:
+                state.traffic_unconfirmed = action.to_instance  # it may have moved part way
+                state.serving = state.observed_serving(state.serving)
+                raise
             state.serving = action.to_instance
+            state.traffic_unconfirmed = None
             for part, seconds in (
                 ("elastic-ip", moved.elastic_ip_seconds),
                 ("target-groups", moved.target_groups_seconds),
@@ -132,9 +138,14 @@ class Actuator:
             candidates = action.candidates  # capacity may be back; an emergency tries anyway
         previous = state.launch_failures.get(action.key)
         attempts = previous.attempts if previous else 0
+        errors = (previous.errors if previous else 0) + 1
         if not candidates:
             state.launch_failures[action.key] = LaunchFailure(
-                "InsufficientCapacity", "every candidate pool recently refused capacity", now, attempts + 1
+                "InsufficientCapacity",
+                "every candidate pool recently refused capacity",
+                now,
+                attempts + 1,
+                errors=errors,
             )
             return
         request = LaunchRequest(
@@ -147,20 +158,22 @@ class Actuator:
             launch=state.launch_spec,
             purpose=action.purpose,
             epoch=action.epoch,
+            replay=previous is not None and previous.retryable,
+            emergency=action.emergency,
         )
         try:
             outcome = await self.ports.ec2.launch(request)
         except InsufficientCapacity as exc:
             self.ports.unavailable.mark(exc.pools or candidates, now)  # type: ignore[arg-type]
             state.launch_failures[action.key] = LaunchFailure(
-                "InsufficientCapacity", str(exc), now, attempts + 1
+                "InsufficientCapacity", str(exc), now, attempts + 1, errors=errors
             )
             raise
         except CloudError as exc:
             # A retryable error leaves the outcome unknown: keep the attempt, hence the token, the same.
             counted = attempts if exc.retryable else attempts + 1
             state.launch_failures[action.key] = LaunchFailure(
-                exc.code or type(exc).__name__, str(exc), now, counted
+                exc.code or type(exc).__name__, str(exc), now, counted, exc.retryable, errors
             )
             raise
         self.ports.unavailable.mark(outcome.refused, now)

@@ -38,18 +38,28 @@ def _named(items: list[dict[str, Any]], name: str, what: str) -> dict[str, Any]:
     raise KubeconfigError(f"kubeconfig has no {what} named {name!r}")
 
 
-def from_kubeconfig(path: str | Path | None = None, context: str | None = None) -> Connection:
-    """The connection of the current (or named) context. Token, client certificate and CA as files or data."""
-    path = Path(
+def kubeconfig_path(path: str | Path | None = None) -> Path:
+    """``path``, else the first file of $KUBECONFIG, else ~/.kube/config (whether it exists or not)."""
+    return Path(
         path or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or Path.home() / ".kube" / "config"
     )
+
+
+def _context(path: str | Path | None, context: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The kubeconfig document and its current (or named) context."""
+    path = kubeconfig_path(path)
     if not path.exists():
         raise KubeconfigError(f"no kubeconfig at {path} and not running in a cluster")
     doc = yaml.safe_load(path.read_text()) or {}
     context = context or doc.get("current-context")
     if not context:
         raise KubeconfigError(f"{path}: no current-context")
-    ctx = _named(doc.get("contexts", []), context, "context")
+    return doc, _named(doc.get("contexts", []), context, "context")
+
+
+def from_kubeconfig(path: str | Path | None = None, context: str | None = None) -> Connection:
+    """The connection of the current (or named) context. Token, client certificate and CA as files or data."""
+    doc, ctx = _context(path, context)
     cluster = _named(doc.get("clusters", []), ctx.get("cluster", ""), "cluster")
     user = _named(doc.get("users", []), ctx.get("user", ""), "user") if ctx.get("user") else {}
     ca_data = cluster.get("certificate-authority-data")
@@ -63,6 +73,18 @@ def from_kubeconfig(path: str | Path | None = None, context: str | None = None) 
         certificate_path=user.get("client-certificate"),
         private_key_path=user.get("client-key"),
     )
+
+
+def context_namespace(path: str | Path | None = None, context: str | None = None) -> str | None:
+    """The namespace the current (or named) context selects, if it names one."""
+    namespace = _context(path, context)[1].get("namespace")
+    return str(namespace) if namespace else None
+
+
+def in_cluster_namespace(root: Path = SERVICE_ACCOUNT) -> str | None:
+    """The service account's namespace when running in a pod."""
+    path = root / "namespace"
+    return (path.read_text().strip() or None) if path.exists() else None
 
 
 def load_connection() -> Connection:

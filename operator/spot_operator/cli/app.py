@@ -17,8 +17,12 @@ def _register() -> None:
     from spot_operator.cli import (
         demo,  # noqa: F401
         model,  # noqa: F401
+        prices,  # noqa: F401
         sandbox,  # noqa: F401
+        savings,  # noqa: F401
         simulate,  # noqa: F401
+        status,  # noqa: F401
+        switch,  # noqa: F401
     )
 
 

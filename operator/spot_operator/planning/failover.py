@@ -115,13 +115,23 @@ def plan_notices(
             if not draining:  # already replaced: the notice changes nothing any more
                 b.emit(ForgetNotice(f"forget/{notice.instance_id}/{notice.kind}", notice))
             continue
+        if inst.role is Role.REPLICA and notice.kind is NoticeKind.REBALANCE:
+            # A standby at elevated risk is still a standby: it serves a failover until it is actually
+            # interrupted (then its own planner replaces it). Noted, then forgotten.
+            b.event(
+                "RebalanceRecommendation",
+                f"{inst.instance_id} (a replica in {inst.pool}): kept until an interruption notice",
+            )
+            b.emit(ForgetNotice(f"forget/{notice.instance_id}/{notice.kind}", notice))
+            continue
         if inst is not primary or inst.role is not Role.PRIMARY:
             continue  # a replica's own planner reads the notice
         if notice.emergency:
             sw = open_failover(f, b, [*switches, *opened], inst.instance_id, _describe(notice))
             if sw is not None:
                 opened.append(sw)
-        elif notice.kind is NoticeKind.REBALANCE:
+        elif notice.kind is NoticeKind.REBALANCE and f.emergency_notice(inst.instance_id) is None:
+            # With an interruption notice for the same instance, its failover answers both.
             rep = _rebalance(f, b, inst, [*switches, *opened])
             if rep is not None:
                 replicas.append(rep)

@@ -185,6 +185,9 @@ class LaunchFailure:
     message: str
     at: datetime
     attempts: int = 1
+    # Throttling, 5xx, a timeout: the step may be retried as it is (same ClientToken).
+    retryable: bool = False
+    errors: int = 1  # failed calls of this step in a row, retryable or not
 
 
 @dataclass(frozen=True)

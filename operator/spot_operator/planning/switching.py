@@ -127,6 +127,11 @@ def validate(sw: SwitchObject, f: Facts) -> tuple[SwitchPhase, str, str] | None:
         rep = f.replicas_by_name.get(target.replica_ref or "")
         if rep is None:
             return P.FAILED, "ReplicaNotFound", f"Replica {target.replica_ref} does not exist"
+        inst = f.instance_for(rep.purpose)
+        promoted = rep.instance_id or (inst.instance_id if inst is not None else None)
+        if primary is not None and promoted == primary.instance_id and not sw.emergency:
+            # A restart after the cutover, before this switch's status was written: it is done.
+            return P.COMPLETED, "AlreadyThere", f"Replica {rep.name} ({promoted}) is the primary"
         if rep.final or rep.deleting:
             return P.FAILED, "ReplicaNotAvailable", f"Replica {rep.name} is {rep.phase or 'being deleted'}"
     return None
@@ -250,9 +255,13 @@ def _launching(sw: SwitchObject, st: SwitchRequestStatus, f: Facts, b: Builder) 
 
     failure = f.view.launch_failures.get(sw.launch_key)
     if failure is not None:
-        if not sw.emergency:
+        # A requested switch gives up on a definitive failure, or after a few retryable ones in a row
+        # (throttling, 5xx, timeouts); an emergency keeps trying.
+        retry = failure.retryable and failure.errors < f.settings.max_launch_attempts
+        if not sw.emergency and not retry:
             return _fail(sw, st, f, b, failure.reason, f"launch failed: {failure.message}")
-        retry_at = failure.at + timedelta(seconds=_backoff(f, failure.attempts))
+        tries = failure.errors if failure.retryable else failure.attempts
+        retry_at = failure.at + timedelta(seconds=_backoff(f, tries))
         if f.now < retry_at:
             b.requeue((retry_at - f.now).total_seconds())
             return st.model_copy(update={"message": f"launch failed ({failure.message}); retrying"}), True

@@ -59,7 +59,7 @@ def serving_after(state: AgentState, serving: Mapping[str, str | None]) -> str |
     """
     target = state.traffic
     if target.elastic_ip_allocation_id:
-        return serving.get(target.elastic_ip_allocation_id)
+        return state.observed_serving(serving.get(target.elastic_ip_allocation_id))
     if target.configured:
         return state.serving
     return None

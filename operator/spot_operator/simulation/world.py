@@ -124,6 +124,8 @@ class World:
             state.status = SpotAgentStatus.model_validate(persisted)
             if state.status.primary is not None:
                 state.last_primary_id = state.status.primary.instance_id
+            if state.status.last_switch is not None:
+                state.last_switch_at = state.status.last_switch.completed_at
             for n in state.status.pending_notices:
                 notice = Notice(n.instance_id, NoticeKind(n.kind), n.received_at, n.deadline, n.source)
                 state.add_notice(notice)
@@ -171,7 +173,8 @@ class World:
                 by_owner.setdefault(obs[0], []).append(obs[1])
         for state in self.agents.values():
             state.observe(by_owner.get(state.ref.uid, []), now)
-            state.serving = self.traffic.serving_for(state.traffic) if state.traffic.configured else None
+            pointing = self.traffic.serving_for(state.traffic) if state.traffic.configured else None
+            state.serving = state.observed_serving(pointing)
             for inst in state.instances.values():
                 started = inst.launched_at + timedelta(seconds=self.boot_seconds + self.agent_start_seconds)
                 if inst.live and inst.instance_id not in self.muted and now >= started:

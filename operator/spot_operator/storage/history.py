@@ -155,6 +155,12 @@ def switches(session: Session, agent: str) -> list[SwitchRecord]:
     return out
 
 
+def switched_agents(session: Session) -> list[str]:
+    """Every agent ('<namespace>/<name>') with a recorded switch, sorted."""
+    stmt = select(SwitchRow.agent_namespace, SwitchRow.agent_name).distinct()
+    return sorted(f"{namespace}/{name}" for namespace, name in session.execute(stmt))
+
+
 def record_decision(session: Session, decision: DecisionRecord) -> bool:
     """Store a decision; the same agent and instant twice is stored once. True if it was new."""
     namespace, name = split_agent(decision.agent)

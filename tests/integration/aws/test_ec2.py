@@ -86,7 +86,8 @@ async def test_same_token_twice_is_one_instance(aws: MotoAws) -> None:
     recorder = CallRecorder()
     ec2 = AwsEc2(aws.clients(recorder=recorder))
     first = await ec2.launch(launch_request())
-    again = await ec2.launch(launch_request())
+    assert recorder.count("ec2:DescribeInstances") == 0  # a first try does not look before it leaps
+    again = await ec2.launch(launch_request(replay=True))  # the answer to the first was lost
     assert again.instance.instance_id == first.instance.instance_id
     assert recorder.count("ec2:RunInstances") == 1
     assert len(await ec2.describe_owned("us-east-1")) == 1
@@ -298,6 +299,6 @@ async def test_replayed_launch_finds_the_instance_of_another_candidate(
     )
     ec2 = AwsEc2(clients_via(proxy, aws, max_attempts=2, recorder=CallRecorder()))
     first = await ec2.launch(launch_request())
-    replay = await ec2.launch(dataclasses.replace(launch_request()))
+    replay = await ec2.launch(dataclasses.replace(launch_request(), replay=True))
     assert replay.instance.instance_id == first.instance.instance_id
     assert len(proxy.calls("RunInstances")) == 2

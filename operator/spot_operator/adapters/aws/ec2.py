@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from spot_operator import tags
 from spot_operator.adapters.aws.clients import AwsClients
-from spot_operator.adapters.aws.errors import call, classify
+from spot_operator.adapters.aws.errors import call, classify, urgent
 from spot_operator.adapters.aws.instances import (
     LAUNCH_TOKEN,
     SOURCE_INSTANCE,
@@ -106,15 +106,17 @@ class AwsEc2:
     async def launch(self, request: LaunchRequest) -> LaunchOutcome:
         if not request.candidates:
             raise InvalidRequest("launch without candidate pools", "NoCandidates", "RunInstances")
-        if self.replay_guard:
-            earlier = await self._find_launched(request)
-            if earlier is not None:
-                return LaunchOutcome(earlier)
-        subnets = await self._subnets_for(request)
-        has_template = bool(request.launch.launch_template_id or request.launch.launch_template_name)
-        if self.use_fleet and has_template:
-            return await self._launch_fleet(request, subnets)
-        return await self._launch_each(request, subnets)
+        with urgent(request.emergency):
+            # Only a replay looks first: a failover's launch must not wait for a describe.
+            if self.replay_guard and request.replay:
+                earlier = await self._find_launched(request)
+                if earlier is not None:
+                    return LaunchOutcome(earlier)
+            subnets = await self._subnets_for(request)
+            has_template = bool(request.launch.launch_template_id or request.launch.launch_template_name)
+            if self.use_fleet and has_template:
+                return await self._launch_fleet(request, subnets)
+            return await self._launch_each(request, subnets)
 
     async def _find_launched(self, request: LaunchRequest) -> Instance | None:
         ec2 = self._ec2(request.launch.region)

@@ -7,7 +7,10 @@ the AWS code and operation, chained to the original.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+import contextvars
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from botocore.exceptions import (
@@ -171,9 +174,36 @@ def translate(exc: Exception, operation: str = "") -> CloudError:
     raise TypeError(f"not an AWS error: {exc!r}") from exc
 
 
+# boto3 blocks, so each call runs in a worker thread. Two pools: a burst of bulk work (a thousand new
+# agents launching) must not queue a failover's launch or traffic move behind it. asyncio's default pool
+# (min(32, CPUs + 4) threads, the node's CPUs in a pod) is left to everything else.
+BULK_THREADS = 16
+URGENT_THREADS = 8
+_pools: dict[bool, ThreadPoolExecutor] = {}
+_urgent: contextvars.ContextVar[bool] = contextvars.ContextVar("aws_call_urgent", default=False)
+
+
+def _pool(is_urgent: bool) -> ThreadPoolExecutor:
+    pool = _pools.get(is_urgent)
+    if pool is None:
+        size, name = (URGENT_THREADS, "aws-urgent") if is_urgent else (BULK_THREADS, "aws")
+        pool = _pools[is_urgent] = ThreadPoolExecutor(max_workers=size, thread_name_prefix=name)
+    return pool
+
+
+@contextlib.contextmanager
+def urgent(flag: bool = True) -> Iterator[None]:
+    """AWS calls made inside (in this task) go to the urgent pool when ``flag``."""
+    token = _urgent.set(flag or _urgent.get())
+    try:
+        yield
+    finally:
+        _urgent.reset(token)
+
+
 async def call(operation: str, fn: Callable[[], T]) -> T:
     """Run one blocking boto3 call in a worker thread; botocore exceptions become domain errors."""
     try:
-        return await asyncio.to_thread(fn)
+        return await asyncio.get_running_loop().run_in_executor(_pool(_urgent.get()), fn)
     except (ClientError, BotoCoreError) as exc:
         raise translate(exc, operation) from exc

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from spot_operator.adapters.aws.clients import AwsClients
-from spot_operator.adapters.aws.errors import call
+from spot_operator.adapters.aws.errors import call, urgent
 from spot_operator.errors import InvalidRequest, NotFound
 from spot_operator.ports import TrafficMove, TrafficTarget
 
@@ -56,31 +56,33 @@ class AwsTraffic:
         self._deregistration_delay: dict[str, float] = {}  # target group ARN -> seconds
 
     async def move(self, target: TrafficTarget, to_instance: str, from_instance: str | None) -> TrafficMove:
-        record = DnsRecord.parse(target.route53_record) if target.route53_record else None
+        """Moves are a failover's critical path: their calls go to the urgent worker pool."""
+        with urgent():
+            record = DnsRecord.parse(target.route53_record) if target.route53_record else None
 
-        async def elastic_ip() -> float | None:
-            if not target.elastic_ip_allocation_id:
-                return None
-            allocation = target.elastic_ip_allocation_id
-            _, seconds = await _timed(lambda: self._associate(target.region, allocation, to_instance))
-            return seconds
+            async def elastic_ip() -> float | None:
+                if not target.elastic_ip_allocation_id:
+                    return None
+                allocation = target.elastic_ip_allocation_id
+                _, seconds = await _timed(lambda: self._associate(target.region, allocation, to_instance))
+                return seconds
 
-        async def target_groups() -> tuple[float | None, float | None]:
-            if not target.target_group_arns:
-                return None, None
-            delay, seconds = await _timed(lambda: self._retarget(target, to_instance, from_instance))
-            return seconds, delay
+            async def target_groups() -> tuple[float | None, float | None]:
+                if not target.target_group_arns:
+                    return None, None
+                delay, seconds = await _timed(lambda: self._retarget(target, to_instance, from_instance))
+                return seconds, delay
 
-        eip_seconds, (tg_seconds, delay) = await asyncio.gather(elastic_ip(), target_groups())
-        dns_seconds: float | None = None
-        if record is not None:
-            _, dns_seconds = await _timed(lambda: self._upsert(record, target, to_instance))
-        return TrafficMove(
-            elastic_ip_seconds=eip_seconds,
-            target_groups_seconds=tg_seconds,
-            dns_seconds=dns_seconds,
-            deregistration_delay_seconds=delay,
-        )
+            eip_seconds, (tg_seconds, delay) = await asyncio.gather(elastic_ip(), target_groups())
+            dns_seconds: float | None = None
+            if record is not None:
+                _, dns_seconds = await _timed(lambda: self._upsert(record, target, to_instance))
+            return TrafficMove(
+                elastic_ip_seconds=eip_seconds,
+                target_groups_seconds=tg_seconds,
+                dns_seconds=dns_seconds,
+                deregistration_delay_seconds=delay,
+            )
 
     # ---------------------------------------------------------------------------------- Elastic IP
     async def _associate(self, region: str, allocation_id: str, instance_id: str) -> None:

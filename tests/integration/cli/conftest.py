@@ -1,0 +1,72 @@
+"""spotctl against real services: the Kubernetes API emulation (``kube_api``) and PostgreSQL.
+
+Commands run through typer's CliRunner in a worker thread: each runs its own event loop (``asyncio.run``)
+while the emulation keeps serving in the test's loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import Result
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session, sessionmaker
+from typer.testing import CliRunner
+
+from spot_operator.cli.app import _register, app
+from spot_operator.storage.db import make_engine, make_session_factory
+from spot_operator.storage.models import Base
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+
+Invoke = Callable[[Sequence[str]], Result]
+
+
+@pytest.fixture
+def spotctl() -> Invoke:
+    """Run one spotctl command (synchronously, for tests without a served emulation)."""
+    _register()
+    runner = CliRunner()
+
+    def invoke(args: Sequence[str]) -> Result:
+        return runner.invoke(app, list(args), catch_exceptions=False)
+
+    return invoke
+
+
+async def run_spotctl(args: Sequence[str]) -> Result:
+    """Run one spotctl command in a thread, so the emulation serving in this loop can answer it."""
+    _register()
+    return await asyncio.to_thread(CliRunner().invoke, app, list(args), catch_exceptions=False)
+
+
+def flat(text: str) -> str:
+    """Text with rich's box drawing removed and whitespace collapsed, for messages a panel wrapped."""
+    return " ".join(re.sub(r"[\u2500-\u257f]", " ", text).split())
+
+
+def example(name: str) -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load((EXAMPLES / name).read_text())
+    return doc
+
+
+@pytest.fixture(scope="module")
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine: Engine) -> sessionmaker[Session]:
+    """A session factory on an emptied (migrated) database."""
+    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    return make_session_factory(engine)
