@@ -34,9 +34,11 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/python -m spot_operator.api.crdgen --check crds
+	$(BIN)/python -m spot_operator.api.docgen --check docs/reference.md
 
 crds: $(STAMP)
 	$(BIN)/python -m spot_operator.api.crdgen crds
+	$(BIN)/python -m spot_operator.api.docgen docs/reference.md
 	cp crds/*.yaml charts/spot-optimizer/crds/
 
 lock:

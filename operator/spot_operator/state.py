@@ -16,6 +16,7 @@ from spot_operator.api import ReplicaStatus, SpotAgentSpec, SpotAgentStatus
 from spot_operator.planning.model import (
     AgentView,
     Instance,
+    InstanceState,
     LaunchFailure,
     Notice,
     NoticeKind,
@@ -26,6 +27,16 @@ from spot_operator.planning.model import (
 from spot_operator.ports import AgentRef, LaunchSpec, TrafficTarget
 
 CAPACITY_BACKOFF_SECONDS = 180.0  # as Karpenter: a pool that refused capacity is skipped for 3 minutes
+
+# How far along its life an instance is: a stale observation never moves one back.
+_STATE_ORDER = {
+    InstanceState.PENDING: 0,
+    InstanceState.RUNNING: 1,
+    InstanceState.STOPPING: 2,
+    InstanceState.STOPPED: 3,
+    InstanceState.SHUTTING_DOWN: 4,
+    InstanceState.TERMINATED: 5,
+}
 
 
 def client_token(owner: str, key: str, attempt: int) -> str:
@@ -84,6 +95,9 @@ class AgentState:
     # When EC2 was last described for this agent. Until then nothing is planned: after a restart, the
     # instances an earlier process launched (a switch's new instance, a replica) are not known yet.
     observed_at: datetime | None = None
+    # When an action of ours last changed something in AWS. A describe that started before it may show
+    # what our action just changed (a role tag, a moved address) as it was: see ``observe``.
+    changed_at: datetime | None = None
     # Where a traffic move that failed was going: it may have moved the Elastic IP and not the target
     # groups (or DNS), which no observation shows. Until a move succeeds, the EIP is not the whole truth.
     traffic_unconfirmed: str | None = None
@@ -143,16 +157,28 @@ class AgentState:
             status=self.status,
         )
 
-    def observe(self, instances: list[Instance], now: datetime, grace_seconds: float = 120.0) -> None:
-        """Replace what we know of our instances with a fresh observation.
+    def observe(self, instances: list[Instance], now: datetime, grace_seconds: float = 120.0) -> bool:
+        """Replace what we know of our instances with a fresh observation, made from ``now`` on.
 
         A describe that started just before a launch may miss the new instance (EC2 is eventually
         consistent): instances we launched within ``grace_seconds`` and that the describe lacks are kept.
+        A describe that started before our last action (``changed_at``) may show our own changes undone:
+        then the roles and epochs we wrote are kept, and an instance's state only moves forward.
+        Returns whether the observation was that stale (the caller keeps its traffic view too).
         """
+        stale = self.changed_at is not None and self.changed_at >= now
         fresh = {i.instance_id: i for i in instances}
         for instance_id, known in self.instances.items():
-            recent = (now - known.launched_at).total_seconds() < grace_seconds
-            if instance_id not in fresh and known.live and recent:
-                fresh[instance_id] = known
+            seen = fresh.get(instance_id)
+            if seen is None:
+                recent = (now - known.launched_at).total_seconds() < grace_seconds
+                if known.live and recent:
+                    fresh[instance_id] = known
+            elif stale:
+                later = _STATE_ORDER[known.state] > _STATE_ORDER[seen.state]
+                fresh[instance_id] = replace(
+                    seen, role=known.role, epoch=known.epoch, state=known.state if later else seen.state
+                )
         self.instances = fresh
         self.observed_at = now
+        return stale

@@ -70,6 +70,7 @@ class Actuator:
         try:
             await self._dispatch(state, action)
         except CloudError as exc:
+            state.changed_at = self.ports.now()  # a failed call may have changed something
             seconds = time.perf_counter() - started
             metrics.ACTION_SECONDS.labels(name, "error").observe(seconds)
             log.warning(
@@ -80,6 +81,7 @@ class Actuator:
                 extra={"agent": state.key, "action": name, "code": exc.code},
             )
             return ActionResult(action, False, seconds, f"{exc.code or type(exc).__name__}: {exc}")
+        state.changed_at = self.ports.now()
         seconds = time.perf_counter() - started
         metrics.ACTION_SECONDS.labels(name, "ok").observe(seconds)
         return ActionResult(action, True, seconds)

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from spot_operator.planning.actions import LaunchInstance, MoveTraffic, SetRole
+from spot_operator.planning.backoff import retry_delay
 from spot_operator.planning.facts import Builder, Facts
 from spot_operator.planning.failover import open_failover
 from spot_operator.planning.model import Role, SwitchObject
@@ -68,7 +69,7 @@ def _launch_first(f: Facts, b: Builder) -> None:
     attempt = 0
     if failure is not None:
         attempt = failure.attempts
-        wait = min(f.settings.launch_retry_seconds * 2 ** max(failure.attempts - 1, 0), 120.0)
+        wait = retry_delay(f.settings.launch_retry_seconds, failure.attempts)
         retry_at = failure.at + timedelta(seconds=wait)
         if f.now < retry_at:
             b.requeue((retry_at - f.now).total_seconds())

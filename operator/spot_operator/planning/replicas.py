@@ -23,6 +23,7 @@ from spot_operator.api import (
 )
 from spot_operator.api.switchrequest import SWITCH_FINAL_PHASES, SwitchPhase
 from spot_operator.planning.actions import CreateReplica, LaunchInstance, TerminateInstance
+from spot_operator.planning.backoff import retry_delay
 from spot_operator.planning.conditions import set_condition
 from spot_operator.planning.facts import Builder, Facts
 from spot_operator.planning.failover import REBALANCE_PRIORITY, open_switch
@@ -165,7 +166,7 @@ def _maintain(
                 )
                 return None
             retry_at = failure.at + timedelta(
-                seconds=f.settings.launch_retry_seconds * 2 ** (failure.attempts - 1)
+                seconds=retry_delay(f.settings.launch_retry_seconds, failure.attempts)
             )
             if f.now < retry_at:
                 b.requeue((retry_at - f.now).total_seconds())

@@ -22,6 +22,7 @@ from spot_operator.planning.actions import (
     SetRole,
     TerminateInstance,
 )
+from spot_operator.planning.backoff import retry_delay
 from spot_operator.planning.conditions import set_condition
 from spot_operator.planning.facts import COMMITTED_PHASES, IN_FLIGHT_PHASES, Builder, Facts
 from spot_operator.planning.model import Instance, Pool, Role, SwitchObject
@@ -209,7 +210,7 @@ def _pending(sw: SwitchObject, st: SwitchRequestStatus, f: Facts, b: Builder) ->
 
 
 def _backoff(f: Facts, attempts: int) -> float:
-    return float(min(f.settings.launch_retry_seconds * 2 ** max(attempts - 1, 0), 120.0))
+    return retry_delay(f.settings.launch_retry_seconds, attempts)
 
 
 def _launching(sw: SwitchObject, st: SwitchRequestStatus, f: Facts, b: Builder) -> Step:

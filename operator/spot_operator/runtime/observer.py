@@ -112,8 +112,8 @@ async def observe_once(
         unowned += sum(len(found) for owner, found in grouped.items() if owner not in known)
         for state in states:
             async with state.lock:
-                state.observe(grouped.get(state.ref.uid, []), now)
-                state.serving = serving_after(state, result.serving)
+                if not state.observe(grouped.get(state.ref.uid, []), now):
+                    state.serving = serving_after(state, result.serving)
     return ObserveStats(
         regions=len(by_region),
         agents=len(agents),

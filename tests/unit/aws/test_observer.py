@@ -130,3 +130,40 @@ def test_group_by_owner_and_serving_after() -> None:
     state = agent(9, "us-east-1")
     assert serving_after(state, {state.traffic.elastic_ip_allocation_id or "": "i-9"}) == "i-9"
     assert TrafficTarget.from_spec(state.spec).elastic_ip_allocation_id is not None
+
+
+def _inst(instance_id: str, role: Role, epoch: int, state: InstanceState) -> Instance:
+    return Instance(
+        instance_id=instance_id,
+        pool=Pool("m5.large", "us-east-1a"),
+        state=state,
+        role=role,
+        launched_at=NOW - timedelta(hours=1),
+        epoch=epoch,
+    )
+
+
+def test_a_describe_older_than_our_last_action_does_not_undo_it() -> None:
+    """A promotion re-tags the standby while a describe is under way: the describe shows the old roles.
+    Taken as is, the agent would have no primary and fail over again, onto the next standby."""
+    state = agent(1, "us-east-1")
+    state.instances = {
+        "i-old": _inst("i-old", Role.RETIRING, 1, InstanceState.SHUTTING_DOWN),
+        "i-new": _inst("i-new", Role.PRIMARY, 2, InstanceState.RUNNING),
+    }
+    state.changed_at = NOW + timedelta(seconds=1)  # the promotion finished after the describe began
+    described = [
+        _inst("i-old", Role.PRIMARY, 1, InstanceState.RUNNING),
+        _inst("i-new", Role.REPLICA, 0, InstanceState.RUNNING),
+    ]
+    assert state.observe(described, NOW) is True
+    assert state.instances["i-new"].role is Role.PRIMARY and state.instances["i-new"].epoch == 2
+    assert state.instances["i-old"].role is Role.RETIRING
+    assert state.instances["i-old"].state is InstanceState.SHUTTING_DOWN  # never moved back
+
+    # A describe that began after the action is the truth, whatever memory says.
+    later = NOW + timedelta(seconds=30)
+    gone = [_inst("i-old", Role.RETIRING, 1, InstanceState.TERMINATED), described[1]]
+    assert state.observe(gone, later) is False
+    assert state.instances["i-new"].role is Role.REPLICA
+    assert state.instances["i-old"].state is InstanceState.TERMINATED
