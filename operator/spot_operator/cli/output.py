@@ -8,6 +8,9 @@ from typing import Annotated, Any
 
 import typer
 import yaml
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from spot_operator.cli.cluster import err_console
 
 
 class Output(StrEnum):
@@ -27,3 +30,15 @@ def dump(data: Any, output: Output) -> None:
         typer.echo(json.dumps(data, indent=2))
     else:
         typer.echo(yaml.safe_dump(data, sort_keys=False), nl=False)
+
+
+def progress_bar() -> Progress:
+    """A bar on stderr for work over many items; shown only in a terminal, gone when done."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err_console,
+        transient=True,
+        disable=not err_console.is_terminal,
+    )

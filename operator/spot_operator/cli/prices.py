@@ -11,14 +11,13 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from sqlalchemy.orm import Session
 
 from spot_operator.cli.app import app
 from spot_operator.cli.cluster import err_console
 from spot_operator.cli.database import DatabaseOption, read
-from spot_operator.cli.output import Output, OutputOption, dump
+from spot_operator.cli.output import Output, OutputOption, dump, progress_bar
 from spot_operator.cli.plots import is_filled, plot_prices
 from spot_operator.planning.model import Pool
 from spot_operator.ports import PricePoint
@@ -90,14 +89,7 @@ def _fetch(
 
     def query(session: Session) -> dict[Pool, tuple[PricePoint, ...]]:
         out: dict[Pool, tuple[PricePoint, ...]] = {}
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=err_console,
-            transient=True,
-            disable=not err_console.is_terminal,
-        ) as progress:
+        with progress_bar() as progress:
             task = progress.add_task("reading prices", total=len(pools))
             for pool in pools:
                 progress.update(task, description=f"reading {pool.name}")

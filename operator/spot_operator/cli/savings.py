@@ -9,14 +9,13 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from sqlalchemy.orm import Session
 
 from spot_operator.cli.app import app
 from spot_operator.cli.cluster import err_console
 from spot_operator.cli.database import DatabaseOption, read
-from spot_operator.cli.output import Output, OutputOption, dump
+from spot_operator.cli.output import Output, OutputOption, dump, progress_bar
 from spot_operator.cli.plots import plot_savings
 from spot_operator.ports import AgentSavings
 from spot_operator.storage.history import split_agent, switched_agents
@@ -80,14 +79,7 @@ def _fetch(url: str | None, agents: list[str] | None, now: datetime, hours: int)
     def query(session: Session) -> list[AgentSavings]:
         names = agents if agents is not None else switched_agents(session)
         out = []
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=err_console,
-            transient=True,
-            disable=not err_console.is_terminal,
-        ) as progress:
+        with progress_bar() as progress:
             task = progress.add_task("computing savings", total=len(names))
             for name in names:
                 progress.update(task, description=f"computing savings of {name}")

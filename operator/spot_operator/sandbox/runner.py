@@ -155,7 +155,7 @@ async def _with_store(
         f"moto: AMI {subs.image_id}, launch template, instance profile, security group, target group, "
         f"Elastic IP {subs.elastic_ip_allocation_id}",
     )
-    settings = _settings(result.store_url)
+    settings = operator_settings(result.store_url)
     clients = AwsClients(
         AwsConfig(endpoint_url=moto_url, aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
     )
@@ -195,7 +195,8 @@ async def _with_store(
         await kube.close()
 
 
-def _settings(database_url: str) -> Settings:
+def operator_settings(database_url: str | None) -> Settings:
+    """An operator for one machine: standalone, local ports, fast loops."""
     return Settings(
         standalone=True,
         health_port=free_port(),

@@ -17,7 +17,7 @@ from spot_operator.adapters.kube import Connection
 from spot_operator.main import Wiring, run
 from spot_operator.runtime.operator import Operator
 from spot_operator.sandbox.fleet import Fleet
-from spot_operator.sandbox.moto import free_port
+from spot_operator.sandbox.runner import operator_settings
 from spot_operator.settings import Settings
 from tests.fakes.kube import KubeCluster, until
 from tests.fakes.moto_server import MotoAws
@@ -64,18 +64,7 @@ class RunningSpotOperator:
 
 
 def settings_for(database_url: str | None = None) -> Settings:
-    return Settings(
-        standalone=True,
-        health_port=free_port(),
-        metrics_port=free_port(),
-        agent_api_port=free_port(),
-        agent_api_host="127.0.0.1",
-        observe_interval_seconds=1,
-        price_interval_seconds=10,
-        decision_interval_seconds=3600,
-        database_url=database_url,
-        log_format="text",
-    )
+    return operator_settings(database_url)
 
 
 def wiring_for(
