@@ -28,6 +28,10 @@ from spot_operator.ports import AgentRef, LaunchSpec, TrafficTarget
 
 CAPACITY_BACKOFF_SECONDS = 180.0  # as Karpenter: a pool that refused capacity is skipped for 3 minutes
 
+# How long an answered notice is remembered: a copy arriving later (SQS re-delivers for up to the
+# queue's retention; the agent and EventBridge race) is a duplicate, not a new notice.
+HANDLED_NOTICE_MEMORY = timedelta(hours=6)
+
 # How far along its life an instance is: a stale observation never moves one back.
 _STATE_ORDER = {
     InstanceState.PENDING: 0,
@@ -85,6 +89,7 @@ class AgentState:
     replica_status: dict[str, ReplicaStatus] = field(default_factory=dict)
     switches: dict[str, SwitchObject] = field(default_factory=dict)
     notices: dict[tuple[str, NoticeKind], Notice] = field(default_factory=dict)
+    handled_notices: dict[tuple[str, NoticeKind], datetime] = field(default_factory=dict)
     launch_failures: dict[str, LaunchFailure] = field(default_factory=dict)
     heartbeats: dict[str, Heartbeat] = field(default_factory=dict)
     status: SpotAgentStatus = field(default_factory=SpotAgentStatus)
@@ -123,12 +128,22 @@ class AgentState:
         return elastic_ip_points_at
 
     def add_notice(self, notice: Notice) -> bool:
-        """Record a notice; False when the same (instance, kind) is already known (a duplicate)."""
+        """Record a notice; False when the same (instance, kind) is pending or was handled within
+        ``HANDLED_NOTICE_MEMORY`` (a duplicate: SQS re-delivers, the agent and EventBridge both report)."""
         key = (notice.instance_id, notice.kind)
-        if key in self.notices:
+        horizon = notice.received_at - HANDLED_NOTICE_MEMORY
+        for old in [k for k, at in self.handled_notices.items() if at < horizon]:
+            del self.handled_notices[old]
+        if key in self.notices or key in self.handled_notices:
             return False
         self.notices[key] = notice
         return True
+
+    def forget_notice(self, notice: Notice, now: datetime) -> None:
+        """The notice is answered (or moot): drop it, and remember it so a late copy is a duplicate."""
+        key = (notice.instance_id, notice.kind)
+        self.notices.pop(key, None)
+        self.handled_notices[key] = now
 
     def view(self) -> AgentView:
         instances = []

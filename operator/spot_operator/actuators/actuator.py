@@ -128,7 +128,7 @@ class Actuator:
         elif isinstance(action, OpenSwitch):
             await self._open_switch(state, action)
         elif isinstance(action, ForgetNotice):
-            state.notices.pop((action.notice.instance_id, action.notice.kind), None)
+            state.forget_notice(action.notice, self.ports.now())
         else:  # pragma: no cover - the union is closed
             raise TypeError(f"unknown action {action!r}")
 

@@ -103,6 +103,25 @@ async def test_a_notice_is_acted_on_at_once_and_its_duplicate_is_recognised() ->
     assert primary.pool in op.unavailable.current(clock.now())
 
 
+async def test_a_copy_arriving_after_the_failover_is_still_a_duplicate() -> None:
+    """SQS re-delivers minutes later, after the failover answered the notice and forgot it."""
+    op, clock, ec2, _ = make_operator()
+    state = op.upsert_agent(agent_body())
+    await settle_with_heartbeats(op, clock, state.key)
+    primary = next(i for i in ec2.live("uid-web") if i.role is Role.PRIMARY)
+    recorded: list[Notice] = []
+    op.on_notice = lambda _state, notice: recorded.append(notice)
+    assert op.submit_notice(Notice(primary.instance_id, NoticeKind.INTERRUPTION, clock.now(), None, "agent"))
+    await settle_with_heartbeats(op, clock, state.key)
+    ec2.reclaim(primary.instance_id)  # the two minutes are up
+    await settle_with_heartbeats(op, clock, state.key)
+    assert not state.notices  # answered and forgotten
+    late = Notice(primary.instance_id, NoticeKind.INTERRUPTION, clock.now(), None, "sqs")
+    assert op.submit_notice(late) == "duplicate"
+    assert len(recorded) == 1
+    assert len([s for s in state.switches.values() if s.spec.reason.value == "emergency"]) == 1
+
+
 async def test_a_notice_for_an_unknown_instance_changes_nothing() -> None:
     op, clock, ec2, traffic = make_operator()
     state = op.upsert_agent(agent_body())
