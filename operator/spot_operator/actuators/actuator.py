@@ -37,6 +37,9 @@ from spot_operator.state import AgentState, UnavailablePools, client_token
 
 log = logging.getLogger(__name__)
 
+# Actions that change what a DescribeInstances / DescribeAddresses shows (see AgentState.observe).
+_CHANGES_AWS = (LaunchInstance, SetRole, MoveTraffic, MoveVolumes, TerminateInstance)
+
 
 @dataclass
 class Ports:
@@ -70,7 +73,8 @@ class Actuator:
         try:
             await self._dispatch(state, action)
         except CloudError as exc:
-            state.changed_at = self.ports.now()  # a failed call may have changed something
+            if isinstance(action, _CHANGES_AWS):  # a failed call may have changed something
+                state.changed_at = self.ports.now()
             seconds = time.perf_counter() - started
             metrics.ACTION_SECONDS.labels(name, "error").observe(seconds)
             log.warning(
@@ -81,7 +85,8 @@ class Actuator:
                 extra={"agent": state.key, "action": name, "code": exc.code},
             )
             return ActionResult(action, False, seconds, f"{exc.code or type(exc).__name__}: {exc}")
-        state.changed_at = self.ports.now()
+        if isinstance(action, _CHANGES_AWS):
+            state.changed_at = self.ports.now()
         seconds = time.perf_counter() - started
         metrics.ACTION_SECONDS.labels(name, "ok").observe(seconds)
         return ActionResult(action, True, seconds)
