@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -30,6 +29,7 @@ from typing import Any
 import aiohttp
 import boto3
 
+from latency import percentiles  # bench/latency.py, beside this script
 from spot_operator.adapters.aws import AwsClients, AwsConfig, AwsEc2, AwsTraffic, SqsNoticeQueue
 from spot_operator.agent_api.app import create_app
 from spot_operator.agent_api.server import AgentApiServer
@@ -130,22 +130,6 @@ async def ready(op: Operator, key: str, want_standby: bool, within: float = 300.
     failed = [r.error for r in last.failed] if last else []
     failures = {k: f.message for k, f in op.agents[key].launch_failures.items()}
     raise TimeoutError(f"{key} not ready: {op.agents[key].status.phase} {failed} {failures}")
-
-
-def percentiles(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-
-    def pick(q: float) -> float:
-        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-    return {
-        "n": len(ordered),
-        "p50": pick(0.50),
-        "p95": pick(0.95),
-        "p99": pick(0.99),
-        "max": ordered[-1],
-        "mean": statistics.fmean(ordered),
-    }
 
 
 async def run(moto: MotoServer, runs: int, paths: list[str]) -> dict[str, dict[str, float]]:

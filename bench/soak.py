@@ -45,6 +45,7 @@ from typing import Any
 import aiohttp
 import psutil
 
+from latency import percentiles  # bench/latency.py, beside this script
 from spot_operator.agent_api.app import create_app
 from spot_operator.agent_api.server import AgentApiServer
 from spot_operator.agent_api.tokens import TokenStore
@@ -127,22 +128,6 @@ def agent_body(n: int, mode: str) -> dict[str, Any]:
             "termination": {"terminateWaitSeconds": 0},
             "policy": {"onDemandFallback": True},
         },
-    }
-
-
-def percentiles(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-
-    def pick(q: float) -> float:
-        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-    return {
-        "n": len(ordered),
-        "p50": pick(0.50),
-        "p95": pick(0.95),
-        "p99": pick(0.99),
-        "max": ordered[-1],
-        "mean": statistics.fmean(ordered),
     }
 
 

@@ -8,7 +8,6 @@ away. ``Recorder.drain`` waits for the tasks still running (at shutdown).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable
 
@@ -85,10 +84,10 @@ class Recorder:
     @staticmethod
     async def _guarded(write: Awaitable[None], name: str) -> None:
         # History, not control: a full buffer or a closed store loses the row, never the operator.
-        with contextlib.suppress(StoreUnavailable):
+        try:
             await write
-            return
-        log.warning("%s: the store refused it", name)
+        except StoreUnavailable:
+            log.warning("%s: the store refused it", name)
 
     async def drain(self) -> None:
         if self._tasks:

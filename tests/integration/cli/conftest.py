@@ -8,20 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from click.testing import Result
-from sqlalchemy import Engine, text
-from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from spot_operator.cli.app import _register, app
-from spot_operator.storage.db import make_engine, make_session_factory
-from spot_operator.storage.models import Base
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
@@ -54,19 +50,3 @@ def flat(text: str) -> str:
 def example(name: str) -> dict[str, Any]:
     doc: dict[str, Any] = yaml.safe_load((EXAMPLES / name).read_text())
     return doc
-
-
-@pytest.fixture(scope="module")
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def sessions(engine: Engine) -> sessionmaker[Session]:
-    """A session factory on an emptied (migrated) database."""
-    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
-    with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-    return make_session_factory(engine)

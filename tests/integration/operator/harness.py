@@ -19,7 +19,6 @@ from spot_operator.main import Wiring, run
 from spot_operator.runtime.operator import Operator
 from spot_operator.sandbox.fleet import Fleet
 from spot_operator.sandbox.runner import operator_settings
-from spot_operator.settings import Settings
 from tests.fakes.kube import KubeCluster, until
 from tests.fakes.moto_server import MotoAws
 
@@ -64,10 +63,6 @@ class RunningSpotOperator:
     health: str
 
 
-def settings_for(database_url: str | None = None) -> Settings:
-    return operator_settings(database_url)
-
-
 def wiring_for(
     cluster: KubeCluster, aws: MotoAws, queue_url: str | None = None, endpoint_url: str | None = None
 ) -> Wiring:
@@ -94,7 +89,7 @@ async def spot_operator(
     endpoint_url: str | None = None,
 ) -> AsyncIterator[RunningSpotOperator]:
     """Start ``main.run`` in this loop; stop it (gracefully) when the block ends."""
-    settings = settings_for(database_url)
+    settings = operator_settings(database_url)
     stop = asyncio.Event()
     started: list[Operator] = []
     wiring = wiring_for(cluster, aws, queue_url, endpoint_url)
