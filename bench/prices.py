@@ -37,6 +37,7 @@ import numpy.typing as npt
 from sqlalchemy import Engine, create_engine, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from latency import percentiles  # bench/latency.py, beside this script
 from spot_operator.planning.model import Pool
 from spot_operator.ports import PriceObservation
 from spot_operator.prices.cleaning import RawColumns, SeriesColumns, clean_columns
@@ -46,14 +47,14 @@ from spot_operator.storage.cleaning_job import clean
 from spot_operator.storage.db import make_engine, make_session_factory
 from spot_operator.storage.ingest import (
     ObservationColumns,
-    _binary_copy,
     _raw_records,
     _Rows,
     ingest_columns,
     ingest_observations,
 )
 from spot_operator.storage.migrate import upgrade_to_head
-from spot_operator.storage.series import recent_price_arrays, recent_prices
+from spot_operator.storage.pgbinary import binary_copy, mogrify
+from spot_operator.storage.series import SERIES_ARRAYS_SQL, recent_price_arrays, recent_prices
 
 SAMPLE = (
     Path(__file__).resolve().parents[1].parent
@@ -367,7 +368,7 @@ def bench_ingest(engine: Engine, sessions: sessionmaker[Session], data: Generate
         cur = dbapi.cursor()
         cur.copy_expert(
             f"COPY stage {COPY_BINARY}",
-            _binary_copy(_raw_records(rows, int(received.timestamp() * 1e6))),
+            binary_copy(_raw_records(rows, int(received.timestamp() * 1e6))),
         )
         cur.close()
         s.execute(text("ANALYZE stage"))
@@ -463,18 +464,19 @@ def bench_query(sessions: sessionmaker[Session], pools: list[Pool], now: datetim
     say(f"\n== query: the clean series of {len(chosen)} pools over the last 7 days (Linux/UNIX)")
     times_arrays = []
     times_points = []
-    for _ in range(7):
+    for _ in range(31):
         with sessions.begin() as s:
             arrays, seconds = timed(lambda s=s: recent_price_arrays(s, chosen, since))
         times_arrays.append(seconds)
+    for _ in range(5):
         with sessions.begin() as s:
             _, seconds = timed(lambda s=s: recent_prices(s, chosen, since))
         times_points.append(seconds)
     n = sum(len(a.times) for a in arrays.values())
+    q = percentiles(times_arrays)
     say(
-        f"  recent_price_arrays: {n:,} points of {len(arrays)} pools, "
-        f"median {statistics.median(times_arrays) * 1000:.1f} ms "
-        f"(min {min(times_arrays) * 1000:.1f} ms) end to end"
+        f"  recent_price_arrays: {n:,} points of {len(arrays)} pools, end to end over 31 runs: "
+        f"p50 {q['p50'] * 1000:.1f} ms, p95 {q['p95'] * 1000:.1f} ms, min {min(times_arrays) * 1000:.1f} ms"
     )
     say(f"  recent_prices (PricePoint objects): median {statistics.median(times_points) * 1000:.1f} ms")
     with sessions.begin() as s:
@@ -489,13 +491,15 @@ def bench_query(sessions: sessionmaker[Session], pools: list[Pool], now: datetim
             )
         ]
         product = s.execute(text("SELECT id FROM products WHERE name = 'Linux/UNIX'")).scalar_one()
-        sql = (
-            "SELECT pool_id, extract(epoch FROM bucket), price, confidence FROM clean_prices"
-            " WHERE pool_id IN ({}) AND product_id = {} AND bucket >= '{}'"
-            " ORDER BY pool_id, bucket"
-        ).format(",".join(map(str, ids)), product, since.isoformat())
-        say("  plan:")
-        say(explain(s, sql))
+        s.execute(text("SET LOCAL jit = off"))
+        params = {
+            "pools": sorted(ids),
+            "product": product,
+            "since": since,
+            "until": datetime(9999, 1, 1, tzinfo=UTC),
+        }
+        say("  plan of recent_price_arrays' query (streamed out as a binary COPY):")
+        say(explain(s, mogrify(s, SERIES_ARRAYS_SQL, params)))
         sql_raw = (
             "SELECT pool_id, product_id, source, at, price FROM price_observations"
             " WHERE pool_id IN ({}) AND at >= '{}' ORDER BY pool_id, product_id, source, at"
@@ -558,7 +562,7 @@ def bench_partitioning(engine: Engine, sessions: sessionmaker[Session], data: Ge
                 _, seconds = timed(
                     lambda cur=cur, table=table: cur.copy_expert(
                         f"COPY {table} {COPY_BINARY}",
-                        _binary_copy(stream),
+                        binary_copy(stream),
                     )
                 )
                 cur.close()
@@ -570,7 +574,7 @@ def bench_partitioning(engine: Engine, sessions: sessionmaker[Session], data: Ge
             cur = dbapi.cursor()
             cur.copy_expert(
                 f"COPY stage {COPY_BINARY}",
-                _binary_copy(stream),
+                binary_copy(stream),
             )
             cur.close()
             _, conflict = timed(

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -41,8 +40,9 @@ from spot_operator.prices.cleaning import (
 from spot_operator.prices.model import Method, RawSource, flag_labels
 
 from .db import is_postgresql, rowcount
-from .ingest import EPOCH, PG_EPOCH_US, _binary_copy, _copy
+from .ingest import EPOCH
 from .models import CleanPriceRow, FeedCoverageRow, RawPriceRow
+from .pgbinary import PG_EPOCH_US, binary_copy, copy_in, copy_out, fixed_rows
 from .pools import PoolRecord, all_pools, find_pools, siblings
 
 log = logging.getLogger(__name__)
@@ -228,18 +228,7 @@ def _load_raw_postgresql(session: Session, pool_ids: Sequence[int], lo: datetime
     compiled = _raw_query(pool_ids, lo, hi).compile(
         dialect=session.get_bind().dialect, compile_kwargs={"literal_binds": True}
     )
-    dbapi = session.connection().connection.dbapi_connection
-    assert dbapi is not None
-    out = io.BytesIO()
-    cursor = dbapi.cursor()
-    try:
-        cursor.copy_expert(f"COPY ({compiled}) TO STDOUT WITH (FORMAT binary)", out)
-    finally:
-        cursor.close()
-    data = out.getvalue()
-    header = 11 + 4 + 4 + int.from_bytes(data[15:19], "big")
-    body = data[header:-2]
-    rec = np.frombuffer(body, _RAW_OUT)
+    rec = fixed_rows(copy_out(session, str(compiled)), _RAW_OUT)
     return RawColumns(
         (rec["pool"].astype(np.int64) << SERIES_SHIFT) | rec["product"].astype(np.int64),
         (rec["at"].astype(np.int64) + PG_EPOCH_US) / 1e6,
@@ -329,7 +318,7 @@ def _write_postgresql(
     rec["l_method"], rec["method"] = 2, c.method
     rec["l_confidence"], rec["confidence"] = 8, c.confidence
     rec["l_flags"], rec["flags"] = 2, c.flags
-    _copy(session, stage, "pool_id, product_id, bucket, price, method, confidence, flags", _binary_copy(rec))
+    copy_in(session, stage, "pool_id, product_id, bucket, price, method, confidence, flags", binary_copy(rec))
     session.execute(text(f"ANALYZE {stage}"))
     window = {"pools": list(pool_ids), "since": since, "until": until}
     deleted = rowcount(

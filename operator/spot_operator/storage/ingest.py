@@ -17,7 +17,6 @@ Portable path (SQLite, the sandbox): a multi-row ``INSERT ... ON CONFLICT DO NOT
 
 from __future__ import annotations
 
-import io
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -35,10 +34,10 @@ from spot_operator.prices.model import RawSource
 
 from .db import is_postgresql, rowcount
 from .models import FeedCoverageRow, RawPriceRow
+from .pgbinary import PG_EPOCH_US, binary_copy, copy_in
 from .pools import ensure_pools, ensure_products
 
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-PG_EPOCH_US: Final = 946_684_800_000_000  # PostgreSQL binary timestamps count from 2000-01-01
 _US: Final = timedelta(microseconds=1)
 _SQLITE_CHUNK: Final = 500
 
@@ -213,13 +212,6 @@ _SERIES_BINARY = np.dtype(
         ("latest", ">i8"),
     ]
 )
-_COPY_HEADER: Final = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
-_COPY_TRAILER: Final = b"\xff\xff"
-
-
-def _binary_copy(records: npt.NDArray[np.void]) -> io.BytesIO:
-    """A COPY ... (FORMAT binary) stream: header, fixed-width tuples, trailer."""
-    return io.BytesIO(_COPY_HEADER + records.tobytes() + _COPY_TRAILER)
 
 
 def _raw_records(rows: _Rows, received_us: int) -> npt.NDArray[np.void]:
@@ -232,16 +224,6 @@ def _raw_records(rows: _Rows, received_us: int) -> npt.NDArray[np.void]:
     rec["l_price"], rec["price"] = 8, rows.price
     rec["l_received"], rec["received"] = 8, received_us - PG_EPOCH_US
     return rec
-
-
-def _copy(session: Session, table: str, columns: str, stream: io.BytesIO) -> None:
-    dbapi = session.connection().connection.dbapi_connection
-    assert dbapi is not None
-    cursor = dbapi.cursor()
-    try:
-        cursor.copy_expert(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT binary)", stream)
-    finally:
-        cursor.close()
 
 
 _RAW_COLUMNS: Final = "pool_id, product_id, source, at, price, received_at"
@@ -267,7 +249,7 @@ def _ingest_postgresql(session: Session, rows: _Rows, received_us: int, covered_
             " (pool_id int4, product_id int2, source int2, latest timestamptz) ON COMMIT DROP"
         )
     )
-    _copy(session, series_table, "pool_id, product_id, source, latest", _binary_copy(series))
+    copy_in(session, series_table, "pool_id, product_id, source, latest", binary_copy(series))
     # Lock this batch's series (key order: no deadlock between concurrent ingests) and read latest_at.
     # New series get a sentinel that every row is newer than; step 4 replaces it before commit.
     stored = session.execute(
@@ -295,11 +277,11 @@ def _ingest_postgresql(session: Session, rows: _Rows, received_us: int, covered_
 
     inserted = 0
     if fresh.any():
-        _copy(
+        copy_in(
             session,
             "price_observations",
             _RAW_COLUMNS,
-            _binary_copy(_raw_records(rows.take(fresh), received_us)),
+            binary_copy(_raw_records(rows.take(fresh), received_us)),
         )
         inserted += int(fresh.sum())
     if not fresh.all():
@@ -308,7 +290,7 @@ def _ingest_postgresql(session: Session, rows: _Rows, received_us: int, covered_
                 f"CREATE TEMP TABLE {stage_table} (LIKE price_observations INCLUDING DEFAULTS) ON COMMIT DROP"
             )
         )
-        _copy(session, stage_table, _RAW_COLUMNS, _binary_copy(_raw_records(rows.take(~fresh), received_us)))
+        copy_in(session, stage_table, _RAW_COLUMNS, binary_copy(_raw_records(rows.take(~fresh), received_us)))
         result = session.execute(
             text(
                 f"INSERT INTO price_observations ({_RAW_COLUMNS}) SELECT {_RAW_COLUMNS} FROM {stage_table}"

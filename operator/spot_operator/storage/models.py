@@ -23,6 +23,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     SmallInteger,
     String,
     Text,
@@ -135,6 +136,8 @@ class CleanPriceRow(Base):
         ),
         CheckConstraint("confidence > 0 AND confidence <= 1", name="confidence"),
         Index(None, "bucket", postgresql_using="brin"),
+        # The 7-day read of a series is an index-only scan (migration 0003).
+        PrimaryKeyConstraint("pool_id", "product_id", "bucket", postgresql_include=["price", "confidence"]),
     )
 
 

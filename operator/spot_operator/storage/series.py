@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import func, select
+from sqlalchemy import select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -17,10 +17,13 @@ from spot_operator.planning.model import Pool
 from spot_operator.ports import PricePoint
 from spot_operator.prices.zones import region_of
 
+from . import pgbinary
 from .db import is_postgresql
 from .ingest import EPOCH
 from .models import CleanPriceRow, OnDemandPriceRow
-from .pools import DEFAULT_PRODUCT, PoolRecord, ensure_products, find_pools, product_ids
+from .pools import DEFAULT_PRODUCT, ensure_products, find_pools, pool_ids, product_ids
+
+_END_OF_TIME: Final = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, eq=False)
@@ -40,11 +43,10 @@ def recent_prices(
     session: Session, pools: Sequence[Pool], since: datetime, product: str = DEFAULT_PRODUCT
 ) -> dict[Pool, tuple[PricePoint, ...]]:
     """The clean points of these pools from ``since`` on; pools without any are absent."""
-    records = find_pools(session, pools)
+    by_id = _ids(session, pools)
     product_id = _product_id(session, product)
-    if not records or product_id is None:
+    if not by_id or product_id is None:
         return {}
-    by_id = {r.id: p for p, r in records.items()}
     stmt = (
         select(
             CleanPriceRow.pool_id,
@@ -74,28 +76,27 @@ def recent_price_arrays(
     product: str = DEFAULT_PRODUCT,
 ) -> dict[Pool, PriceArrays]:
     """:func:`recent_prices` as arrays, for feature building and savings (no object per point)."""
-    records = find_pools(session, pools)
+    by_id = _ids(session, pools)
     product_id = _product_id(session, product)
-    if not records or product_id is None:
+    if not by_id or product_id is None:
         return {}
-    return {
-        records_pool: arrays
-        for records_pool, arrays in _arrays(session, records, product_id, since, until).items()
-        if len(arrays.times)
-    }
+    if is_postgresql(session):
+        return _arrays_postgresql(session, by_id, product_id, since, until)
+    return _arrays_portable(session, by_id, product_id, since, until)
 
 
-def _arrays(
-    session: Session,
-    records: Mapping[Pool, PoolRecord],
-    product_id: int,
-    since: datetime,
-    until: datetime | None,
+def _ids(session: Session, pools: Sequence[Pool]) -> dict[int, Pool]:
+    """The stored ids of these pools (unknown ones are absent)."""
+    by_key = {(p.instance_type, p.zone): p for p in pools}
+    return {i: by_key[k] for k, i in pool_ids(session, by_key).items()}
+
+
+def _arrays_portable(
+    session: Session, by_id: Mapping[int, Pool], product_id: int, since: datetime, until: datetime | None
 ) -> dict[Pool, PriceArrays]:
-    by_id = {r.id: p for p, r in records.items()}
-    epoch = func.extract("epoch", CleanPriceRow.bucket) if is_postgresql(session) else None
-    bucket_col = epoch if epoch is not None else CleanPriceRow.bucket
-    stmt = select(CleanPriceRow.pool_id, bucket_col, CleanPriceRow.price, CleanPriceRow.confidence).where(
+    stmt = select(
+        CleanPriceRow.pool_id, CleanPriceRow.bucket, CleanPriceRow.price, CleanPriceRow.confidence
+    ).where(
         CleanPriceRow.pool_id.in_(sorted(by_id)),
         CleanPriceRow.product_id == product_id,
         CleanPriceRow.bucket >= since,
@@ -108,10 +109,7 @@ def _arrays(
     if not rows:
         return {}
     pool_col = np.fromiter((r[0] for r in rows), np.int64, len(rows))
-    if epoch is not None:
-        times = np.fromiter((float(r[1]) for r in rows), np.float64, len(rows))
-    else:
-        times = np.fromiter(((r[1] - EPOCH).total_seconds() for r in rows), np.float64, len(rows))
+    times = np.fromiter(((r[1] - EPOCH).total_seconds() for r in rows), np.float64, len(rows))
     prices = np.fromiter((r[2] for r in rows), np.float64, len(rows))
     confidence = np.fromiter((r[3] for r in rows), np.float64, len(rows))
     starts = np.flatnonzero(np.r_[True, pool_col[1:] != pool_col[:-1]])
@@ -119,6 +117,41 @@ def _arrays(
     return {
         by_id[int(pool_col[a])]: PriceArrays(times[a:b], prices[a:b], confidence[a:b])
         for a, b in zip(starts, ends, strict=True)
+    }
+
+
+# One row per pool with its series as arrays, streamed out as a binary COPY: each pool is an ordered
+# range scan of the primary key (no sort, nothing spilled to disk) and the client makes three numpy
+# views per pool instead of a tuple per point.
+SERIES_ARRAYS_SQL: Final = """
+SELECT k.pool_id, s.buckets, s.prices, s.confidence
+FROM unnest(%(pools)s::int4[]) AS k(pool_id)
+CROSS JOIN LATERAL (
+    SELECT array_agg(c.bucket) AS buckets, array_agg(c.price) AS prices, array_agg(c.confidence) AS confidence
+    FROM (
+        SELECT bucket, price, confidence FROM clean_prices
+        WHERE pool_id = k.pool_id AND product_id = %(product)s AND bucket >= %(since)s AND bucket < %(until)s
+        ORDER BY bucket
+    ) AS c
+) AS s
+WHERE s.buckets IS NOT NULL
+"""
+
+
+def _arrays_postgresql(
+    session: Session, by_id: Mapping[int, Pool], product_id: int, since: datetime, until: datetime | None
+) -> dict[Pool, PriceArrays]:
+    params = {"pools": sorted(by_id), "product": product_id, "since": since, "until": until or _END_OF_TIME}
+    # The planner's cost for 60 pools' week passes jit_above_cost, and compiling costs more (~8 ms)
+    # than it saves; LOCAL ends with the transaction.
+    session.execute(text("SET LOCAL jit = off"))
+    query = pgbinary.mogrify(session, SERIES_ARRAYS_SQL, params)
+    rows = pgbinary.array_rows(pgbinary.copy_out(session, query), 3)
+    return {
+        by_id[pool_id]: PriceArrays(
+            pgbinary.as_epoch_seconds(buckets), pgbinary.as_float64(prices), pgbinary.as_float64(confidence)
+        )
+        for pool_id, (buckets, prices, confidence) in rows.items()
     }
 
 
