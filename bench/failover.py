@@ -1,11 +1,13 @@
 """Failover latency in control-plane time, against a moto server, through the operator's real code path.
 
-Two measurements, each over ``--runs`` failovers (default 200), printed as p50/p95/p99:
+Three measurements, each over ``--runs`` failovers (default 200), printed as p50/p95/p99:
 
-1. replica: an interruption notice arrives (the agent API request reaches the operator, or the SQS
-   message is received) -> the Elastic IP is associated with the ready replica (AssociateAddress
-   returned). Target p99 <= 0.5 s.
-2. replacement: the same notice with no replica -> the replacement's launch call is issued.
+1. replica: an interruption notice is sent (the agent API request, or the SQS message in the queue
+   the notice cycle receives from) -> the Elastic IP is associated with the ready replica
+   (AssociateAddress returned). Target p99 <= 0.5 s.
+2. acknowledged: the same notice -> the agent API's 202 (or the SQS delete). Both wait until the
+   SpotAgent's status holds the notice, so a crash after the answer cannot lose it.
+3. replacement: the same notice with no replica -> the replacement's launch call is issued.
    Target p99 <= 0.3 s.
 
 The operator runs in this process exactly as in production (Operator, Reconciler, Actuator, the boto3
@@ -38,6 +40,7 @@ from spot_operator.inmemory import InMemoryObjects
 from spot_operator.planning import Pool, Role
 from spot_operator.ports import LaunchOutcome, LaunchRequest, PriceObservation, TrafficMove, TrafficTarget
 from spot_operator.runtime.agent_sink import OperatorSink
+from spot_operator.runtime.loops import NoticeCycle
 from spot_operator.runtime.observer import observe_once
 from spot_operator.runtime.operator import Operator
 from spot_operator.sandbox.moto import ACCESS_KEY, SECRET_KEY, MotoServer
@@ -156,9 +159,9 @@ async def run(moto: MotoServer, runs: int, paths: list[str]) -> dict[str, dict[s
         async with aiohttp.ClientSession() as http:
             for path in paths:
                 if path in ("agent", "sqs"):
-                    results[f"replica via {path}"] = await replica_runs(
-                        op, http, api, traffic, eip, runs, path, moto
-                    )
+                    moved, acked = await replica_runs(op, http, api, traffic, eip, runs, path, moto)
+                    results[f"replica via {path}"] = moved
+                    results[f"acknowledged via {path}"] = acked
             results["replacement via agent"] = await replacement_runs(op, http, api, ec2, eip, runs)
     finally:
         await api.stop()
@@ -195,7 +198,8 @@ async def replica_runs(
     runs: int,
     path: str,
     moto: MotoServer,
-) -> dict[str, float]:
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Failover onto a Ready standby: notice -> Elastic IP moved, and notice -> acknowledged."""
     key = f"default/bench-replica-{path}"
     op.upsert_agent(
         {
@@ -211,28 +215,26 @@ async def replica_runs(
     queue = None
     if path == "sqs":
         queue = await sqs_setup(moto)
-    samples = []
+    samples, acks = [], []
     for n in range(runs):
         await ready(op, key, want_standby=True)
         state = op.agents[key]
         primary = next(i for i in state.instances.values() if i.live and i.role is Role.PRIMARY)
         standby = next(i for i in state.instances.values() if i.live and i.role is Role.REPLICA)
         if queue is None:
-            started = time.perf_counter()  # the request is on its way; the server answers 202 at once
+            started = time.perf_counter()  # the request is on its way
             await notify_agent(http, api, op, key, primary.instance_id, n)
         else:
             send_event(moto, primary.instance_id)
-            messages = await queue.queue.receive(5)
-            started = time.perf_counter()  # the SQS message is in hand
-            for message in messages:
-                if message.notice is not None:
-                    op.submit_notice(message.notice)
-            await queue.queue.delete(messages)
+            started = time.perf_counter()  # the message is in the queue; the cycle receives it
+            await NoticeCycle(queue.queue, wait_seconds=5)(op)
+        # The 202 (or the SQS delete) comes once the notice is in the SpotAgent's status.
+        acks.append(time.perf_counter() - started)
         while standby.instance_id not in traffic.moved_at:  # noqa: ASYNC110 - a 0.5 ms poll is the clock
             await asyncio.sleep(0.0005)
         samples.append(traffic.moved_at[standby.instance_id] - started)
         await op.settle()
-    return percentiles(samples)
+    return percentiles(samples), percentiles(acks)
 
 
 async def replacement_runs(
@@ -316,11 +318,13 @@ def main() -> None:
         os.environ.update(moto.env())
         results = asyncio.run(run(moto, args.runs, paths))
     targets = {"replica via agent": 0.5, "replica via sqs": 0.5, "replacement via agent": 0.3}
+    # The acknowledgement (202, SQS delete) waits for the status write; the agent's timeout is 10 s.
     print(f"{'path':<24}{'n':>6}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}{'max ms':>10}{'target p99':>12}")
     for name, r in results.items():
         print(
             f"{name:<24}{r['n']:>6.0f}{r['p50'] * 1000:>10.1f}{r['p95'] * 1000:>10.1f}"
-            f"{r['p99'] * 1000:>10.1f}{r['max'] * 1000:>10.1f}{targets[name] * 1000:>10.0f} ms"
+            f"{r['p99'] * 1000:>10.1f}{r['max'] * 1000:>10.1f}"
+            + (f"{targets[name] * 1000:>10.0f} ms" if name in targets else f"{'-':>12}")
         )
 
 

@@ -90,6 +90,9 @@ class AgentState:
     switches: dict[str, SwitchObject] = field(default_factory=dict)
     notices: dict[tuple[str, NoticeKind], Notice] = field(default_factory=dict)
     handled_notices: dict[tuple[str, NoticeKind], datetime] = field(default_factory=dict)
+    # Notices accepted since the last status write: a crash now would lose them, so they are not
+    # acknowledged (202 to the agent, SQS delete) until a write holds them or their outcome.
+    unwritten_notices: set[tuple[str, NoticeKind]] = field(default_factory=set)
     launch_failures: dict[str, LaunchFailure] = field(default_factory=dict)
     heartbeats: dict[str, Heartbeat] = field(default_factory=dict)
     status: SpotAgentStatus = field(default_factory=SpotAgentStatus)
@@ -127,9 +130,10 @@ class AgentState:
             return None
         return elastic_ip_points_at
 
-    def add_notice(self, notice: Notice) -> bool:
+    def add_notice(self, notice: Notice, written: bool = False) -> bool:
         """Record a notice; False when the same (instance, kind) is pending or was handled within
-        ``HANDLED_NOTICE_MEMORY`` (a duplicate: SQS re-delivers, the agent and EventBridge both report)."""
+        ``HANDLED_NOTICE_MEMORY`` (a duplicate: SQS re-delivers, the agent and EventBridge both report).
+        ``written``: it comes from the stored status (a restart), not from a sender waiting for an answer."""
         key = (notice.instance_id, notice.kind)
         horizon = notice.received_at - HANDLED_NOTICE_MEMORY
         for old in [k for k, at in self.handled_notices.items() if at < horizon]:
@@ -137,7 +141,18 @@ class AgentState:
         if key in self.notices or key in self.handled_notices:
             return False
         self.notices[key] = notice
+        if not written:
+            self.unwritten_notices.add(key)
         return True
+
+    def status_written(self) -> None:
+        """The status just written holds every pending notice and the outcome of every handled one."""
+        written = {(n.instance_id, NoticeKind(n.kind)) for n in self.status.pending_notices}
+        self.unwritten_notices -= written | self.handled_notices.keys()
+
+    def notice_written(self, instance_id: str, kind: NoticeKind) -> bool:
+        """True once a crash can no longer lose this notice (answer the sender then, not before)."""
+        return (instance_id, kind) not in self.unwritten_notices
 
     def forget_notice(self, notice: Notice, now: datetime) -> None:
         """The notice is answered (or moot): drop it, and remember it so a late copy is a duplicate."""

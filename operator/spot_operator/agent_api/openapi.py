@@ -79,6 +79,12 @@ def _report_operation(segment: str) -> dict[str, Any]:
     responses: dict[str, Any] = {str(status): _json(response, "Accepted." if status == 202 else "Recorded.")}
     for code, text in _ERRORS.items():
         responses[code] = _json(ErrorBody, text)
+    if segment == "notices":
+        responses["503"] = _json(
+            ErrorBody,
+            "The notice is being acted on, but the operator could not yet record it where a restart would "
+            "find it (the SpotAgent's status); send it again (Retry-After). It is a duplicate then.",
+        )
     return {
         "post": {
             "operationId": f"report{segment.capitalize()}",

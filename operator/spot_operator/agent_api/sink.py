@@ -12,8 +12,10 @@ NoticeOutcome = Literal["accepted", "duplicate"]
 class AgentSink(Protocol):
     """What the operator does with agent reports. ``agent_key`` is "<namespace>/<name>".
 
-    ``notice`` must return as soon as the notice is recorded (the failover runs after the answer or
-    alongside it): the agent API answers 202 right after.
+    ``notice`` starts acting on the notice at once and returns when the notice is durably recorded
+    (a crash after the answer cannot lose it): the agent API answers 202 right after. When it cannot
+    be recorded in time it raises :class:`~spot_operator.agent_api.errors.ApiError` (503): the agent
+    sends it again.
     """
 
     def instance_known(self, agent_key: str, instance_id: str) -> bool:

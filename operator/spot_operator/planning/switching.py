@@ -248,7 +248,10 @@ def _launching(sw: SwitchObject, st: SwitchRequestStatus, f: Facts, b: Builder) 
                 ready_at=f.now,
                 timings=SwitchTimings(launch_seconds=launch),
             ), False
-        if (f.now - (st.started_at or f.now)).total_seconds() > f.settings.launch_timeout_seconds:
+        # Measured from the launch, not the switch's start: after a long run of refused launches
+        # (throttling for 20 minutes), the instance that finally launched still gets its full time.
+        booting = f.now - (st.launched_at or inst.launched_at)
+        if booting.total_seconds() > f.settings.launch_timeout_seconds:
             _terminate_candidate(sw, f, b, "not healthy in time")
             return _fail(sw, st, f, b, "LaunchTimeout", f"{inst.instance_id} did not become healthy in time")
         b.requeue(f.settings.wait_poll_seconds)

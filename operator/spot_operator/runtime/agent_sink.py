@@ -6,6 +6,7 @@ import logging
 
 from spot_agent.protocol import HeartbeatReport, HookReport, NoticeReport
 from spot_operator.agent_api.convert import to_heartbeat, to_notice
+from spot_operator.agent_api.errors import ApiError
 from spot_operator.agent_api.sink import NoticeOutcome
 from spot_operator.runtime.operator import Operator
 
@@ -15,8 +16,9 @@ log = logging.getLogger(__name__)
 class OperatorSink:
     """Implements :class:`spot_operator.agent_api.sink.AgentSink`."""
 
-    def __init__(self, operator: Operator) -> None:
+    def __init__(self, operator: Operator, write_wait_seconds: float = 5.0) -> None:
         self.op = operator
+        self.write_wait_seconds = write_wait_seconds
 
     def instance_known(self, agent_key: str, instance_id: str) -> bool:
         state = self.op.agents.get(agent_key)
@@ -26,7 +28,19 @@ class OperatorSink:
         self.op.record_heartbeat(agent_key, report.instance_id, to_heartbeat(report, self.op.now()))
 
     async def notice(self, agent_key: str, report: NoticeReport) -> NoticeOutcome:
-        outcome = self.op.submit_notice(to_notice(report, self.op.now()), agent_key)
+        notice = to_notice(report, self.op.now())
+        outcome = self.op.submit_notice(notice, agent_key)
+        # The failover has started; the answer waits until a crash cannot lose the notice.
+        if outcome != "unknown" and not await self.op.notice_written(
+            notice, agent_key, self.write_wait_seconds
+        ):
+            raise ApiError(
+                503,
+                "not_persisted",
+                f"the {report.kind.value} notice for {report.instance_id} is being acted on but could not "
+                "be written to the SpotAgent's status yet; send it again",
+                headers={"Retry-After": "1"},
+            )
         return "duplicate" if outcome == "duplicate" else "accepted"
 
     async def hook_result(self, agent_key: str, report: HookReport) -> None:

@@ -27,11 +27,13 @@ from spot_operator.api import Mode
 from spot_operator.api.switchrequest import SwitchReason
 from spot_operator.errors import CloudError, StoreUnavailable
 from spot_operator.planning.decisions import Decision, decide
+from spot_operator.planning.model import Notice
 from spot_operator.planning.naming import decision_name
 from spot_operator.ports import (
     DecisionRecord,
     NoticeQueue,
     PriceStore,
+    QueueMessage,
     Scorer,
     SpotPriceSource,
 )
@@ -133,18 +135,42 @@ class NoticeCycle:
     store: PriceStore | None = None
     wait_seconds: int = 20
 
+    write_wait_seconds: float = 5.0
+
     async def __call__(self, op: Operator) -> int:
         messages = await self.queue.receive(self.wait_seconds)
         handled = 0
+        acting: list[tuple[QueueMessage, Notice]] = []
+        done: list[QueueMessage] = []
         for message in messages:
             if message.notice is None:
                 log.warning(
                     "SQS message %s ignored: %s", message.detail_type or "?", message.error or "not ours"
                 )
+                done.append(message)
                 continue
-            handled += op.submit_notice(message.notice) == "accepted"
-        if messages:
-            await self.queue.delete(messages)  # after the notices are in memory (and acted on)
+            outcome = op.submit_notice(message.notice)
+            handled += outcome == "accepted"
+            if outcome == "unknown":
+                done.append(message)
+            else:
+                acting.append((message, message.notice))
+        # Delete a message only once a crash cannot lose its notice: until then SQS keeps it and
+        # delivers it again after the visibility timeout (a duplicate, if it was written after all).
+        written = await asyncio.gather(
+            *(op.notice_written(n, None, self.write_wait_seconds) for _, n in acting)
+        )
+        for (message, notice), ok in zip(acting, written, strict=True):
+            if ok:
+                done.append(message)
+            else:
+                log.warning(
+                    "%s notice for %s not written to status yet: its SQS message is kept",
+                    notice.kind.value,
+                    notice.instance_id,
+                )
+        if done:
+            await self.queue.delete(done)
         return handled
 
 

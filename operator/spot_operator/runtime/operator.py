@@ -9,6 +9,7 @@ describe, no database, no model on the way to the Elastic IP.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -73,8 +74,14 @@ class Operator:
         self.unavailable = UnavailablePools()
         self.ports = Ports(self.ec2, self.traffic, self.objects, self.now, self.unavailable)
         self.reconciler = Reconciler(
-            self.ports, self.market_for, self.planner, on_switch_done=self._switch_done
+            self.ports,
+            self.market_for,
+            self.planner,
+            on_switch_done=self._switch_done,
+            on_status_written=self._status_written,
         )
+        # Per agent, set (and replaced) each time its status is written: notice senders wait on it.
+        self._status_writes: dict[str, asyncio.Event] = {}
         self._by_instance: dict[str, str] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._dirty: set[str] = set()
@@ -102,7 +109,7 @@ class Operator:
             if state.status.primary is not None:
                 state.last_primary_id = state.status.primary.instance_id
             for notice in pending_notices(state.status):
-                state.add_notice(notice)
+                state.add_notice(notice, written=True)
             if state.status.last_switch is not None:
                 state.last_switch_at = state.status.last_switch.completed_at
             self.agents[state.key] = state
@@ -299,6 +306,8 @@ class Operator:
             return "unknown"
         if not state.add_notice(notice):
             metrics.NOTICES.labels(notice.kind.value, notice.source, "true").inc()
+            if not state.notice_written(notice.instance_id, notice.kind):
+                self.kick(state.key)  # its sender is waiting for a status write: try one now
             return "duplicate"
         metrics.NOTICES.labels(notice.kind.value, notice.source, "false").inc()
         if notice.kind is NoticeKind.INTERRUPTION:
@@ -310,6 +319,34 @@ class Operator:
         if self.on_notice is not None:
             self.on_notice(state, notice)
         return "accepted"
+
+    async def notice_written(
+        self, notice: Notice, agent_key: str | None = None, wait_seconds: float = 5.0
+    ) -> bool:
+        """Wait until a crash can no longer lose ``notice`` (a status write holds it or its outcome).
+
+        The sender is answered only then: the agent retries until a 2xx, SQS re-delivers what is not
+        deleted. False after ``wait_seconds`` (the status could not be written: the sender should retry).
+        """
+        key = agent_key or self.route(notice.instance_id)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_seconds
+        while True:
+            state = self.agents.get(key) if key else None
+            if state is None or state.notice_written(notice.instance_id, notice.kind):
+                return True  # an agent deleted meanwhile takes its notices with it
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            written = self._status_writes.setdefault(state.key, asyncio.Event())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(written.wait(), remaining)
+
+    def _status_written(self, state: AgentState) -> None:
+        state.status_written()
+        written = self._status_writes.pop(state.key, None)
+        if written is not None:
+            written.set()
 
     def record_heartbeat(self, agent_key: str, instance_id: str, beat: Heartbeat) -> bool:
         state = self.agents.get(agent_key)

@@ -46,6 +46,7 @@ class Reconciler:
         settings: PlannerSettings = DEFAULT_SETTINGS,
         max_rounds: int = 25,
         on_switch_done: Callable[[AgentState, str], None] | None = None,
+        on_status_written: Callable[[AgentState], None] | None = None,
     ) -> None:
         self.ports = ports
         self.actuator = Actuator(ports)
@@ -53,6 +54,7 @@ class Reconciler:
         self.settings = settings
         self.max_rounds = max_rounds
         self.on_switch_done = on_switch_done
+        self.on_status_written = on_status_written or AgentState.status_written
         self._written: dict[tuple[str, str, str], dict[str, Any]] = {}
 
     async def reconcile(self, state: AgentState) -> ReconcileResult:
@@ -143,17 +145,18 @@ class Reconciler:
         writes += [("Replica", name, status.to_wire()) for name, status in state.replica_status.items()]
         for kind, name, body in writes:
             key = (kind, ns, name)
-            if self._written.get(key) == body:
-                continue
-            try:
-                await self.ports.objects.patch_status(kind, ns, name, body)
-            except NotFound:
-                await self._recreate(state, kind, name)
-                continue
-            except CloudError as exc:  # the Kubernetes adapter maps API errors to CloudError too
-                log.warning("%s: writing %s/%s status failed: %s", state.key, kind, name, exc)
-                continue
-            self._written[key] = body
+            if self._written.get(key) != body:
+                try:
+                    await self.ports.objects.patch_status(kind, ns, name, body)
+                except NotFound:
+                    await self._recreate(state, kind, name)
+                    continue
+                except CloudError as exc:  # the Kubernetes adapter maps API errors to CloudError too
+                    log.warning("%s: writing %s/%s status failed: %s", state.key, kind, name, exc)
+                    continue
+                self._written[key] = body
+            if kind == "SpotAgent":
+                self.on_status_written(state)
         for event in result.events:
             kind, _, name = event.obj.partition("/")
             uid = state.ref.uid if kind == "SpotAgent" else ""

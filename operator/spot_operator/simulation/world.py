@@ -62,7 +62,8 @@ class World:
         self.objects = InMemoryObjects(self.clock)
         self.unavailable = UnavailablePools()
         self.ports = Ports(self.ec2, self.traffic, self.objects, self.clock.now, self.unavailable)
-        self.reconciler = Reconciler(self.ports, self.market_for, self.settings)
+        self.reconciler = self._reconciler()
+        self.unacknowledged: dict[tuple[str, NoticeKind], Notice] = {}
         self._uids = itertools.count(1)
 
     # -- the market ----------------------------------------------------------------------------
@@ -111,10 +112,15 @@ class World:
     def restart(self) -> None:
         """A new operator process: everything in memory is lost. Rebuild from EC2 tags, traffic and the
         objects' persisted statuses, as the real operator does on resume."""
-        self.reconciler = Reconciler(self.ports, self.market_for, self.settings)
+        self.reconciler = self._reconciler()
         self.unavailable = UnavailablePools()
         self.ports.unavailable = self.unavailable
         self.agents = {key: self._rebuild(old) for key, old in self.agents.items()}
+
+    def _reconciler(self, max_rounds: int = 25) -> Reconciler:
+        return Reconciler(
+            self.ports, self.market_for, self.settings, max_rounds, on_status_written=self._status_written
+        )
 
     def _rebuild(self, old: AgentState) -> AgentState:
         ns, name = old.ref.namespace, old.ref.name
@@ -128,7 +134,7 @@ class World:
                 state.last_switch_at = state.status.last_switch.completed_at
             for n in state.status.pending_notices:
                 notice = Notice(n.instance_id, NoticeKind(n.kind), n.received_at, n.deadline, n.source)
-                state.add_notice(notice)
+                state.add_notice(notice, written=True)
         for (obj_ns, rep_name), rep in self.objects.replicas.items():
             if obj_ns != ns or rep_name not in old.replicas:
                 continue
@@ -156,10 +162,30 @@ class World:
         """Deliver a notice to the agent that owns the instance; False if none does or it is a duplicate."""
         now = self.clock.now()
         deadline = now + timedelta(seconds=lead_seconds) if kind is NoticeKind.INTERRUPTION else None
+        return self._deliver(Notice(instance_id, kind, now, deadline, source))
+
+    def _deliver(self, notice: Notice) -> bool:
         for state in self.agents.values():
-            if instance_id in state.instances:
-                return state.add_notice(Notice(instance_id, kind, now, deadline, source))
+            if notice.instance_id in state.instances:
+                accepted = state.add_notice(notice)
+                if not state.notice_written(notice.instance_id, notice.kind):
+                    # The sender has no answer until a status write holds it (the agent API answers 202
+                    # then; SQS deletes then): it keeps sending, across operator restarts.
+                    self.unacknowledged[(notice.instance_id, notice.kind)] = notice
+                return accepted
+        self.unacknowledged.pop((notice.instance_id, notice.kind), None)  # 404: the sender gives up
         return False
+
+    def redeliver(self) -> None:
+        """The senders retry every notice the operator has not acknowledged yet."""
+        for notice in list(self.unacknowledged.values()):
+            self._deliver(notice)
+
+    def _status_written(self, state: AgentState) -> None:
+        state.status_written()
+        for key in list(self.unacknowledged):
+            if state.notice_written(*key) and (key in state.notices or key in state.handled_notices):
+                del self.unacknowledged[key]
 
     def reclaim(self, instance_id: str) -> None:
         self.ec2.reclaim(instance_id)
@@ -188,13 +214,14 @@ class World:
     async def reconcile_all(self, max_rounds: int | None = None) -> dict[str, ReconcileResult]:
         reconciler = self.reconciler
         if max_rounds is not None:  # a crash part-way: only the first rounds' actions happen
-            reconciler = Reconciler(self.ports, self.market_for, self.settings, max_rounds=max_rounds)
+            reconciler = self._reconciler(max_rounds)
         return {key: await reconciler.reconcile(state) for key, state in list(self.agents.items())}
 
     async def tick(self, seconds: float = 0.0, max_rounds: int | None = None) -> dict[str, ReconcileResult]:
         if seconds:
             self.clock.advance(seconds)
         self.observe()
+        self.redeliver()
         return await self.reconcile_all(max_rounds)
 
     async def run_until(

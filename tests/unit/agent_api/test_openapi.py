@@ -18,17 +18,9 @@ def test_every_report_endpoint_is_documented_with_its_errors() -> None:
     paths = openapi_document()["paths"]
     for segment, success in (("heartbeat", "200"), ("notices", "202"), ("hooks", "202")):
         operation = paths[f"/v1/namespaces/{{namespace}}/agents/{{name}}/{segment}"]["post"]
-        assert set(operation["responses"]) == {
-            success,
-            "400",
-            "401",
-            "403",
-            "404",
-            "413",
-            "415",
-            "422",
-            "500",
-        }
+        errors = {"400", "401", "403", "404", "413", "415", "422", "500"}
+        only_notices = {"503"} if segment == "notices" else set()  # not yet written where a restart finds it
+        assert set(operation["responses"]) == {success} | errors | only_notices
         assert operation["security"] == [{"agentToken": []}]
     assert paths["/healthz"]["get"]["security"] == []
 

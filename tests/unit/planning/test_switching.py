@@ -226,6 +226,25 @@ def test_an_emergency_launch_failure_is_retried_after_a_backoff_with_a_new_attem
     assert launch.attempt == 1
 
 
+def test_the_boot_timeout_counts_from_the_launch_not_from_the_switchs_start() -> None:
+    """20 minutes of refused launches, then one goes through: the new instance gets its full time."""
+    status = {"phase": "Launching", "startedAt": ago(1300).isoformat(), "oldInstanceId": "i-p"}
+    sw = switch("m", {"kind": "pool", "pool": "m5.large.us-east-1b"}, status=status)
+    booting = inst(
+        "i-n", pool="m5.large.us-east-1b", role=Role.REPLICA, purpose="switch/m", age=10, healthy=False
+    )
+    p = run(view(instances=(PRIMARY, booting), serving="i-p", switches=(sw,)))
+    assert p.switch_status["m"].phase is P.LAUNCHING and of(p, TerminateInstance) == []
+
+    stuck = inst(
+        "i-n", pool="m5.large.us-east-1b", role=Role.REPLICA, purpose="switch/m", age=901, healthy=False
+    )
+    p = run(view(instances=(PRIMARY, stuck), serving="i-p", switches=(sw,)))
+    assert p.switch_status["m"].phase is P.FAILED
+    assert [c.reason for c in p.switch_status["m"].conditions if c.type == "Complete"] == ["LaunchTimeout"]
+    assert [a.instance_id for a in of(p, TerminateInstance)] == ["i-n"]
+
+
 def test_a_new_instance_interrupted_before_cutover_fails_the_switch() -> None:
     status = {"phase": "Launching", "startedAt": ago(30).isoformat(), "oldInstanceId": "i-p"}
     sw = switch("m", {"kind": "pool", "pool": "m5.large.us-east-1b"}, status=status)

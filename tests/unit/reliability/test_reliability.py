@@ -24,9 +24,6 @@ from spot_operator.simulation.reliability import (
     scenarios,
 )
 
-# Open: a notice is acknowledged from memory; a process that dies before its first write loses it.
-KNOWN_OPEN = {("rebalance recommendation", "process crash before call 1")}
-
 CASES = [(s, label, case) for s in scenarios() for label, case in s.cases(False)]
 
 
@@ -37,9 +34,6 @@ CASES = [(s, label, case) for s in scenarios() for label, case in s.cases(False)
 )
 def test_fast_subset_keeps_the_invariants(name: str, label: str, case: object) -> None:
     result = run(case())  # type: ignore[operator]
-    if (name, label) in KNOWN_OPEN:
-        assert not result.ok, "fixed? remove it from KNOWN_OPEN and from docs/RELIABILITY.md"
-        return
     assert result.ok, result.problems
 
 

@@ -2,62 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
+import asyncio
 
-from spot_operator.inmemory import FixedClock, InMemoryEc2, InMemoryObjects, InMemoryTraffic
-from spot_operator.planning import Notice, NoticeKind, Pool, Role
-from spot_operator.ports import PriceObservation
-from spot_operator.runtime.loops import observe_cycle
-from spot_operator.runtime.operator import Operator
-from spot_operator.state import Heartbeat
-
-START = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
-EIP = "eipalloc-0123456789abcdef0"
-PRICES = {"m5.large.us-east-1a": 0.04, "m5.large.us-east-1b": 0.035, "m5a.large.us-east-1a": 0.03}
-
-
-def agent_body(name: str = "web", mode: str = "manual-replica", uid: str = "uid-web") -> dict[str, Any]:
-    return {
-        "apiVersion": "spotoptimizer.io/v1alpha1",
-        "kind": "SpotAgent",
-        "metadata": {
-            "name": name,
-            "namespace": "default",
-            "uid": uid,
-            "generation": 1,
-            "creationTimestamp": START.isoformat(),
-        },
-        "spec": {
-            "region": "us-east-1",
-            "launchTemplate": {"name": "web"},
-            "instanceTypes": ["m5.large", "m5a.large"],
-            "zones": ["us-east-1a", "us-east-1b"],
-            "mode": mode,
-            "traffic": {"elasticIpAllocationId": EIP},
-        },
-    }
-
-
-def make_operator() -> tuple[Operator, FixedClock, InMemoryEc2, InMemoryTraffic]:
-    clock = FixedClock(START)
-    ec2, traffic = InMemoryEc2(clock), InMemoryTraffic()
-    op = Operator(ec2, traffic, InMemoryObjects(clock), now=clock.now)
-    op.book.add_spot(PriceObservation(Pool.parse(n), START, p) for n, p in PRICES.items())
-    op.book.on_demand["us-east-1"] = {"m5.large": 0.096, "m5a.large": 0.086}
-    return op, clock, ec2, traffic
-
-
-async def settle_with_heartbeats(op: Operator, clock: FixedClock, key: str, rounds: int = 6) -> None:
-    """Reconcile, let every running instance's agent report in, and repeat."""
-    for _ in range(rounds):
-        await observe_cycle(op)
-        await op.reconcile(key)
-        for inst in list(op.agents[key].instances.values()):
-            if inst.live:
-                op.record_heartbeat(key, inst.instance_id, Heartbeat(clock.now()))
-        await op.settle()
-        clock.advance(5)
+from spot_operator.planning import Notice, NoticeKind, Role
+from spot_operator.ports import QueueMessage
+from spot_operator.runtime.loops import NoticeCycle, observe_cycle
+from tests.fakes.operator import (
+    EIP,
+    ListQueue,
+    agent_body,
+    flaky_operator,
+    make_operator,
+    settle_with_heartbeats,
+)
 
 
 async def test_a_manual_replica_agent_gets_a_primary_with_the_traffic_and_a_ready_standby() -> None:
@@ -173,3 +130,63 @@ async def test_an_invalid_spec_is_refused_with_the_field_named() -> None:
     body["spec"]["instanceTypes"] = []
     with pytest.raises(InvalidSpec, match="instanceTypes"):
         op.upsert_agent(body)
+
+
+async def test_a_notice_is_acknowledged_only_once_a_status_write_holds_it() -> None:
+    op, clock, ec2, _, objects = flaky_operator()
+    state = op.upsert_agent(agent_body(mode="auto-switch"))
+    await settle_with_heartbeats(op, clock, state.key)
+    primary = next(i for i in ec2.live("uid-web") if i.role is Role.PRIMARY)
+    notice = Notice(primary.instance_id, NoticeKind.REBALANCE, clock.now(), None, "agent")
+    assert op.submit_notice(notice) == "accepted"
+    assert not state.notice_written(primary.instance_id, NoticeKind.REBALANCE)
+
+    written = asyncio.create_task(op.notice_written(notice, wait_seconds=5))
+    await asyncio.sleep(0)
+    assert not written.done()  # nothing written yet: an answer now could be lost with the process
+    await op.settle()
+    assert await written
+    stored = objects.statuses[("SpotAgent", "default", "web")]["pendingNotices"]
+    assert [(n["instanceId"], n["kind"]) for n in stored] == [(primary.instance_id, "rebalance")]
+
+
+async def test_with_status_writes_failing_the_failover_runs_but_the_notice_is_not_acknowledged() -> None:
+    op, clock, ec2, traffic, objects = flaky_operator()
+    state = op.upsert_agent(agent_body())
+    await settle_with_heartbeats(op, clock, state.key)
+    primary = next(i for i in ec2.live("uid-web") if i.role is Role.PRIMARY)
+    standby = next(i for i in ec2.live("uid-web") if i.role is Role.REPLICA)
+    objects.down = True
+    notice = Notice(primary.instance_id, NoticeKind.INTERRUPTION, clock.now(), None, "agent")
+    assert op.submit_notice(notice) == "accepted"
+    assert not await op.notice_written(notice, wait_seconds=0.2)
+    assert traffic.pointing[EIP] == standby.instance_id  # emergencies act, whatever the API server does
+
+    objects.down = False
+    op.kick(state.key)
+    assert await op.notice_written(notice, wait_seconds=5)
+    status = objects.statuses[("SpotAgent", "default", "web")]
+    assert status["primary"]["instanceId"] == standby.instance_id  # type: ignore[index]
+
+
+async def test_sqs_messages_are_deleted_only_once_their_notices_are_written() -> None:
+    op, clock, ec2, _, objects = flaky_operator()
+    state = op.upsert_agent(agent_body())
+    await settle_with_heartbeats(op, clock, state.key)
+    primary = next(i for i in ec2.live("uid-web") if i.role is Role.PRIMARY)
+    notice = Notice(primary.instance_id, NoticeKind.INTERRUPTION, clock.now(), None, "sqs")
+    unknown = Notice("i-0000000000000dead", NoticeKind.INTERRUPTION, clock.now(), None, "sqs")
+    queue = ListQueue(
+        [QueueMessage("r-ours", notice), QueueMessage("r-stranger", unknown), QueueMessage("r-junk", None)]
+    )
+    cycle = NoticeCycle(queue, write_wait_seconds=0.2)  # type: ignore[arg-type]
+
+    objects.down = True
+    assert await cycle(op) == 1
+    assert queue.deleted == ["r-junk", "r-stranger"]  # nothing to act on: gone at once
+    assert [m.receipt for m in queue.messages] == ["r-ours"]  # kept: SQS delivers it again
+
+    objects.down = False
+    assert await cycle(op) == 0  # the copy is a duplicate of what is in memory ...
+    assert queue.messages == []  # ... and is deleted once the status holds it
+    assert len([s for s in state.switches.values() if s.spec.reason.value == "emergency"]) == 1
