@@ -54,7 +54,7 @@ from spot_operator.storage.ingest import (
 )
 from spot_operator.storage.migrate import upgrade_to_head
 from spot_operator.storage.pgbinary import binary_copy, mogrify
-from spot_operator.storage.series import SERIES_ARRAYS_SQL, recent_price_arrays, recent_prices
+from spot_operator.storage.series import SERIES_PACKED_SQL, recent_price_arrays, recent_prices
 
 SAMPLE = (
     Path(__file__).resolve().parents[1].parent
@@ -499,7 +499,7 @@ def bench_query(sessions: sessionmaker[Session], pools: list[Pool], now: datetim
             "until": datetime(9999, 1, 1, tzinfo=UTC),
         }
         say("  plan of recent_price_arrays' query (streamed out as a binary COPY):")
-        say(explain(s, mogrify(s, SERIES_ARRAYS_SQL, params)))
+        say(explain(s, mogrify(s, SERIES_PACKED_SQL, params)))
         sql_raw = (
             "SELECT pool_id, product_id, source, at, price FROM price_observations"
             " WHERE pool_id IN ({}) AND at >= '{}' ORDER BY pool_id, product_id, source, at"

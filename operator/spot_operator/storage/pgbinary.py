@@ -1,9 +1,9 @@
 """PostgreSQL's binary COPY format, both ways, without a Python object per row.
 
 Writing: fixed-width tuples built as a numpy record array (``COPY ... FROM STDIN``).
-Reading: rows of one ``int4`` key and a few one-dimensional arrays of 8-byte values
-(``float8[]``, ``timestamptz[]``), so a series of thousands of points costs one row and a few
-``np.frombuffer`` views (``COPY (query) TO STDOUT``).
+Reading (``COPY (query) TO STDOUT``): fixed-width tuples as a record array, or rows of one ``int4``
+key and a few ``bytea`` columns of packed 8-byte values (``string_agg(float8send(x), '')``), so a
+series of thousands of points costs one row and a few ``np.frombuffer`` views.
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ PG_EPOCH_US: Final = 946_684_800_000_000  # PostgreSQL binary timestamps count Â
 SIGNATURE: Final = b"PGCOPY\n\xff\r\n\x00"
 _HEADER: Final = SIGNATURE + b"\x00" * 8  # flags, header extension length
 _TRAILER: Final = b"\xff\xff"
-_ELEMENT: Final = np.dtype([("length", ">i4"), ("value", ">i8")])
-_ARRAY_HEADER: Final = 20  # ndim, has-nulls flag, element type, then one (size, lower bound) pair
+_VALUE: Final = np.dtype(">i8")
 
 
 class CopyFormatError(RuntimeError):
@@ -77,49 +76,34 @@ def fixed_rows(data: bytes, dtype: np.dtype[np.void]) -> npt.NDArray[np.void]:
     return np.frombuffer(body, dtype)
 
 
-def array_rows(data: bytes, arrays: int) -> dict[int, list[npt.NDArray[np.int64]]]:
-    """Parse rows of ``(int4 key, array, ..., array)``: each array's raw 8-byte values by key.
-
-    Values come back as big-endian 8-byte integers reinterpreted as native ``int64``; use
-    :func:`as_float64` or :func:`as_epoch_seconds` for the column's real type. Arrays must be
-    one-dimensional without NULLs (``array_agg`` of NOT NULL columns); anything else raises.
-    """
+def packed_rows(data: bytes, columns: int) -> dict[int, list[npt.NDArray[np.int64]]]:
+    """Parse rows of ``(int4 key, bytea, ..., bytea)`` whose bytea hold packed big-endian 8-byte values
+    (``float8send``, ``timestamptz_send``): each column's values by key, as native ``int64`` bit
+    patterns; :func:`as_float64` and :func:`as_epoch_seconds` give them their type. A NULL column, or
+    one whose length is not a multiple of 8, raises."""
     view = _body(data)
     pos = 0
     out: dict[int, list[npt.NDArray[np.int64]]] = {}
     while pos < len(view):
         fields = _int(view, pos, 2)
-        if fields != arrays + 1 or _int(view, pos + 2) != 4:
-            raise CopyFormatError(f"expected an int4 key and {arrays} arrays, got {fields} fields")
+        if fields != columns + 1 or _int(view, pos + 2) != 4:
+            raise CopyFormatError(f"expected an int4 key and {columns} bytea columns, got {fields} fields")
         key = _int(view, pos + 6)
         pos += 10
-        columns: list[npt.NDArray[np.int64]] = []
-        for _ in range(arrays):
-            columns.append(_array(view, pos, key))
-            pos += 4 + _int(view, pos)
-        out[key] = columns
+        values: list[npt.NDArray[np.int64]] = []
+        for _ in range(columns):
+            length = _int(view, pos)
+            if length < 0:
+                raise CopyFormatError(f"row {key}: a NULL column")
+            if length % _VALUE.itemsize:
+                raise CopyFormatError(f"row {key}: {length} bytes are not whole 8-byte values")
+            if pos + 4 + length > len(view):
+                raise CopyFormatError("binary COPY stream ends early")
+            count = length // _VALUE.itemsize
+            values.append(np.frombuffer(view, _VALUE, count=count, offset=pos + 4).astype(np.int64))
+            pos += 4 + length
+        out[key] = values
     return out
-
-
-def _array(view: memoryview, pos: int, key: int) -> npt.NDArray[np.int64]:
-    """The one-dimensional array of 8-byte values whose length word is at ``pos``."""
-    length = _int(view, pos)
-    if length < 0:
-        raise CopyFormatError(f"row {key}: a NULL array")
-    ndim, has_nulls = _int(view, pos + 4), _int(view, pos + 8)
-    if ndim not in (0, 1) or has_nulls:
-        raise CopyFormatError(f"row {key}: a nested or NULL-holding array")
-    if ndim == 0:  # PostgreSQL's empty array: no dimensions at all
-        return np.empty(0, np.int64)
-    size = _int(view, pos + 16)
-    if length != _ARRAY_HEADER + size * _ELEMENT.itemsize:
-        raise CopyFormatError(f"row {key}: array elements are not 8 bytes wide")
-    if pos + 4 + length > len(view):
-        raise CopyFormatError("binary COPY stream ends early")
-    elements = np.frombuffer(view, _ELEMENT, count=size, offset=pos + 4 + _ARRAY_HEADER)
-    if (elements["length"] != 8).any():
-        raise CopyFormatError(f"row {key}: array elements are not 8 bytes wide")
-    return elements["value"].astype(np.int64)
 
 
 def as_float64(raw: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
