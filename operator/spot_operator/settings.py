@@ -28,8 +28,10 @@ class Settings(BaseModel):
     database_url: str | None = Field(
         default=None, description="PostgreSQL DSN (DATABASE_URL). Unset: price history and savings are off."
     )
-    peering: str = Field(default="spot-optimizer", description="kopf peering name for leader election.")
-    standalone: bool = Field(default=False, description="Run without peering (one replica only).")
+    peering: str = Field(
+        default="spot-optimizer", description="Name of the leader-election Lease (in POD_NAMESPACE)."
+    )
+    standalone: bool = Field(default=False, description="Run without leader election (one replica only).")
     health_port: int = Field(
         default=8081, ge=1, le=65535, description="Liveness/readiness on /healthz, /readyz."
     )

@@ -38,13 +38,11 @@ BOTH_MODES: set[Grant] = (
     | triples("", ["secrets"], ["get", "list", "watch", "create", "patch", "update"])
     | triples("apiextensions.k8s.io", ["customresourcedefinitions"], ["get", "list", "watch"])
 )
-CLUSTER_ONLY: set[Grant] = triples(
-    "kopf.dev", ["clusterkopfpeerings"], ["get", "list", "watch", "patch"]
-) | triples("", ["namespaces"], ["get", "list", "watch"])
-NAMESPACED_ONLY: set[Grant] = triples("kopf.dev", ["kopfpeerings"], ["get", "list", "watch", "patch"])
+CLUSTER_ONLY: set[Grant] = triples("", ["namespaces"], ["get", "list", "watch"])
+NAMESPACED_ONLY: set[Grant] = set()
 # Leader election (spot_operator.runtime.leader): a Lease in the operator's own namespace, in both modes.
 LEADER: set[Grant] = triples("coordination.k8s.io", ["leases"], ["get", "create", "update"])
-CLUSTER_SCOPED_RESOURCES = {"customresourcedefinitions", "namespaces", "clusterkopfpeerings"}
+CLUSTER_SCOPED_RESOURCES = {"customresourcedefinitions", "namespaces"}
 
 
 def test_grants_file_is_exactly_the_needed_permissions() -> None:
@@ -115,7 +113,7 @@ def test_namespaced_mode_renders_a_role_per_namespace(render: Render) -> None:
     bindings_point_at_the_service_account(docs, "ClusterRoleBinding", "ClusterRole")
     everything = set().union(*(rule_triples(r["rules"]) for r in [*roles, cluster_role]))
     assert everything == load_grants("namespaced", where="watched")
-    assert not {r for _, r, _ in everything} & {"namespaces", "clusterkopfpeerings"}
+    assert "namespaces" not in {r for _, r, _ in everything}
 
 
 @pytest.mark.parametrize("values", [(), ("namespaced-values.yaml",), ("production-values.yaml",)])

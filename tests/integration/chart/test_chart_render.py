@@ -10,7 +10,6 @@ import copy
 import re
 from typing import Any
 
-import jsonschema
 import kubernetes_validate
 import pytest
 
@@ -31,14 +30,13 @@ from tests.integration.chart.support import (
 )
 
 # Kinds the chart may render that are not built into Kubernetes (so kubernetes-validate has no schema).
-CUSTOM_KINDS = {"ServiceMonitor", "ClusterKopfPeering", "KopfPeering"}
+CUSTOM_KINDS = {"ServiceMonitor"}
 # Environment variables the operator reads besides SPOT_OPERATOR_<FIELD>: see spot_operator.settings.
 OTHER_ENV = {
     "DATABASE_URL",
     "AWS_REGION",
     "AWS_DEFAULT_REGION",
     "AWS_ENDPOINT_URL",
-    "POD_ID",
     "POD_NAMESPACE",
 }
 
@@ -126,25 +124,21 @@ def test_objects_in_each_scenario(scenario: tuple[str, list[Doc]]) -> None:
     assert len(find(docs, "ServiceMonitor")) == int(has_monitoring)
     assert len(find(docs, "ConfigMap")) == int(has_monitoring)
     assert len(find(docs, "Secret")) == int(name == "production")
-    assert len(find(docs, "PodDisruptionBudget")) == int(name != "standalone")
-    peering_crds = [d for d in find(docs, "CustomResourceDefinition") if d["spec"]["group"] == "kopf.dev"]
-    assert len(peering_crds) == (0 if name == "standalone" else 2)
+    # Leader election is the operator's own Lease: nothing of kopf's peering, and no disruption budget
+    # (only the leader is Ready, so minAvailable would block every drain of the leader's node).
+    assert not find(docs, "PodDisruptionBudget")
+    assert not [d for d in find(docs, "CustomResourceDefinition") if d["spec"]["group"] == "kopf.dev"]
+    assert not find(docs, "ClusterKopfPeering") and not find(docs, "KopfPeering")
     if name == "namespaced":
         assert {d["metadata"]["namespace"] for d in find(docs, "Role")} == {"team-a", "team-b", NAMESPACE}
-        assert {d["metadata"]["namespace"] for d in find(docs, "KopfPeering")} == {"team-a", "team-b"}
-        assert not find(docs, "ClusterKopfPeering")
-    elif name == "standalone":
-        assert not find(docs, "ClusterKopfPeering")
-        assert not find(docs, "KopfPeering")
-    else:
-        assert len(find(docs, "ClusterKopfPeering")) == 1
+    elif name != "standalone":
         assert [r["metadata"]["namespace"] for r in find(docs, "Role")] == [NAMESPACE]  # the Lease only
 
 
 def test_namespaced_objects_go_to_the_release_namespace(scenario: tuple[str, list[Doc]]) -> None:
     _, docs = scenario
     for doc in docs:
-        if doc["kind"] in {"Deployment", "ServiceAccount", "Service", "PodDisruptionBudget", "Secret"}:
+        if doc["kind"] in {"Deployment", "ServiceAccount", "Service", "Secret"}:
             assert doc["metadata"]["namespace"] == NAMESPACE, doc["kind"]
 
 
@@ -199,24 +193,16 @@ def test_environment_is_a_valid_operator_configuration(scenario: tuple[str, list
     assert parsed.standalone is (name == "standalone")
     assert parsed.namespaces == (("team-a", "team-b") if name == "namespaced" else ())
     assert values["AWS_REGION"] == values["AWS_DEFAULT_REGION"]
-    assert env["POD_ID"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     # Leader election keeps its Lease in the pod's namespace (main.py reads POD_NAMESPACE).
     assert env["POD_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
 
 
-def test_replicas_and_disruption_budget(render: Render) -> None:
+def test_replicas_and_update_strategy(render: Render) -> None:
     docs = render()
     dep = deployment(docs)
     assert dep["spec"]["replicas"] == 2
-    pdb = one(docs, "PodDisruptionBudget")
-    assert pdb["spec"]["minAvailable"] == 1
-    # Only the leader is Ready: standby pods must stay evictable, and updates must not wait for them.
-    assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+    # Only the leader is Ready: a rolling update would wait forever for a new pod to become Ready.
     assert dep["spec"]["strategy"] == {"type": "Recreate"}
-    assert (
-        pdb["spec"]["selector"]["matchLabels"].items()
-        <= dep["spec"]["template"]["metadata"]["labels"].items()
-    )
     assert deployment(render("standalone-values.yaml"))["spec"]["replicas"] == 1
 
 
@@ -295,51 +281,14 @@ def test_service_monitor_scrapes_the_metrics_service(render: Render) -> None:
     assert re.fullmatch(r"\d+s", endpoint["scrapeTimeout"])
 
 
-def test_peering_objects_match_kopf_crds(scenario: tuple[str, list[Doc]]) -> None:
-    """The peering objects are valid instances of kopf's CRDs and named as the operator's peering."""
-    name, docs = scenario
-    crds = {d["spec"]["names"]["kind"]: d for d in find(docs, "CustomResourceDefinition")}
-    peering_name = plain_env(docs)["SPOT_OPERATOR_PEERING"]
-    objects = find(docs, "ClusterKopfPeering") + find(docs, "KopfPeering")
-    if name == "standalone":
-        assert not objects
-        return
-    assert objects
-    for obj in objects:
-        crd = crds[obj["kind"]]
-        assert obj["apiVersion"] == f"{crd['spec']['group']}/{crd['spec']['versions'][0]['name']}"
-        assert ("namespace" in obj["metadata"]) is (crd["spec"]["scope"] == "Namespaced")
-        assert obj["metadata"]["name"] == peering_name
-        schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-        jsonschema.validate(obj, schema)
-        annotations = obj["metadata"]["annotations"]
-        # Created after the CRDs (a hook), and never deleted on upgrade.
-        assert set(annotations["helm.sh/hook"].split(",")) == {"post-install", "post-upgrade"}
-        assert "before-hook-creation" not in annotations.get("helm.sh/hook-delete-policy", "")
-        assert annotations.get("helm.sh/hook-delete-policy"), "Helm's default policy would delete it"
-
-
-def test_peering_crds_are_kopfs(render: Render) -> None:
-    crds = {d["metadata"]["name"]: d for d in find(render(), "CustomResourceDefinition")}
-    for name, kind, scope in (
-        ("clusterkopfpeerings.kopf.dev", "ClusterKopfPeering", "Cluster"),
-        ("kopfpeerings.kopf.dev", "KopfPeering", "Namespaced"),
-    ):
-        crd = crds[name]
-        assert crd["spec"]["group"] == "kopf.dev"
-        assert crd["spec"]["scope"] == scope
-        assert crd["spec"]["names"]["kind"] == kind
-        (version,) = crd["spec"]["versions"]
-        assert version["name"] == "v1"
-        assert version["served"]
-        assert version["storage"]
-        status = version["schema"]["openAPIV3Schema"]["properties"]["status"]
-        assert status == {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
-        # Shared by every kopf operator in the cluster: uninstalling this chart must not delete them.
-        assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
-    without = render(sets=("peering.installCrds=false",))
-    assert not [d for d in find(without, "CustomResourceDefinition") if d["spec"]["group"] == "kopf.dev"]
-    assert find(without, "ClusterKopfPeering")  # the objects still come (their CRDs are someone else's)
+def test_values_of_kopf_peering_and_of_a_disruption_budget_are_refused(tools: Tools) -> None:
+    """Removed settings fail the schema instead of being ignored (an upgrade that still sets them)."""
+    for setting in ("peering.installCrds=false", "podDisruptionBudget.enabled=true"):
+        proc = tools.run(
+            "helm", "template", "spot", str(CHART), "--namespace", NAMESPACE, "--set", setting, check=False
+        )
+        assert proc.returncode != 0
+        assert "additional properties" in proc.stderr.lower() or "additionalproperties" in proc.stderr.lower()
 
 
 @pytest.mark.parametrize("values", [(), ("namespaced-values.yaml", "monitoring-values.yaml")])
