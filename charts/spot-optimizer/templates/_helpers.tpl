@@ -91,6 +91,6 @@ namespace only). */}}
 {{- fail "set either database.existingSecret or database.url, not both" }}
 {{- end }}
 {{- if and (not .Values.peering.enabled) (gt (int .Values.replicaCount) 1) }}
-{{- fail "peering.enabled=false runs the operator standalone: set replicaCount to 1, or keep peering on" }}
+{{- fail "peering.enabled=false turns leader election off (the operator runs standalone): set replicaCount to 1, or keep the leader Lease on" }}
 {{- end }}
 {{- end }}

@@ -49,6 +49,8 @@ def test_grants_file_is_exactly_the_needed_permissions() -> None:
     assert load_grants("cluster", where="watched") == BOTH_MODES | CLUSTER_ONLY
     assert load_grants("namespaced", where="watched") == BOTH_MODES | NAMESPACED_ONLY
     assert load_grants(where="release") == LEADER
+    # kopf runs standalone (spot_operator.main): no grant for kopf's peering resources.
+    assert "kopf.dev" not in {group for group, _, _ in load_grants()}
 
 
 def test_grants_file_entries_are_well_formed() -> None:
@@ -135,6 +137,21 @@ def test_no_service_account_no_rbac_subject_drift(render: Render) -> None:
     binding = one(docs, "ClusterRoleBinding")
     assert binding["subjects"][0]["name"] == "ops-operator"
     assert one(docs, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "ops-operator"
+
+
+def test_rendered_rules_are_the_grants_and_the_lease_in_every_scenario(
+    scenario: tuple[str, list[Doc]],
+) -> None:
+    """Under every ci/ values file the roles grant exactly the grants file (its mode, plus the leader Lease
+    unless standalone): nothing of kopf's peering (kopf.dev), which the operator does not use."""
+    name, docs = scenario
+    roles = find(docs, "ClusterRole") + find(docs, "Role")
+    rendered = set().union(*(rule_triples(role["rules"]) for role in roles))
+    mode = "namespaced" if name == "namespaced" else "cluster"
+    lease = set() if name == "standalone" else LEADER
+    assert rendered == load_grants(mode, where="watched") | lease
+    assert "kopf.dev" not in {group for group, _, _ in rendered}
+    assert (rendered >= LEADER) is (name != "standalone")
 
 
 def test_standalone_has_no_leader_election_role(render: Render) -> None:

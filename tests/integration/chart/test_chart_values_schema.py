@@ -99,7 +99,7 @@ BAD_COMBINATIONS = {
         ["--set", "database.existingSecret=db", "--set", "database.url=postgresql://u:p@h/db"],
         "either database.existingSecret or database.url",
     ),
-    "two replicas without peering": (["--set", "peering.enabled=false"], "replicaCount to 1"),
+    "two replicas without leader election": (["--set", "peering.enabled=false"], "replicaCount to 1"),
     "an existing service account without a name": (
         ["--set", "serviceAccount.create=false"],
         "serviceAccount.name is required",
