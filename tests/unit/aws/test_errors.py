@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextvars
+import threading
 from typing import Any
 
 import pytest
@@ -14,7 +16,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from spot_operator.adapters.aws.errors import classify, translate
+from spot_operator.adapters.aws.errors import call, classify, translate, urgent
 from spot_operator.errors import (
     CloudError,
     InsufficientCapacity,
@@ -106,3 +108,31 @@ def test_translate_botocore_exceptions(exc: Exception, expected: type[CloudError
 def test_translate_refuses_foreign_exceptions() -> None:
     with pytest.raises(TypeError, match="not an AWS error"):
         translate(KeyError("x"))
+
+
+WHO: contextvars.ContextVar[str] = contextvars.ContextVar("who", default="nobody")
+
+
+async def test_call_runs_in_the_callers_context_on_the_pool_it_asks_for() -> None:
+    """botocore's call hooks run in the worker thread: they see the caller's context variables."""
+
+    def seen() -> tuple[str, str]:
+        return WHO.get(), threading.current_thread().name
+
+    token = WHO.set("failover")
+    try:
+        with urgent():
+            who, thread = await call("RunInstances", seen)
+        assert (who, thread.startswith("aws-urgent_")) == ("failover", True)
+        who, thread = await call("DescribeInstances", seen)
+        assert (who, thread.startswith("aws_")) == ("failover", True)
+    finally:
+        WHO.reset(token)
+
+
+async def test_call_translates_botocore_errors() -> None:
+    def refused() -> None:
+        raise client_error("InsufficientInstanceCapacity", 500)
+
+    with pytest.raises(InsufficientCapacity):
+        await call("RunInstances", refused)

@@ -202,8 +202,12 @@ def urgent(flag: bool = True) -> Iterator[None]:
 
 
 async def call(operation: str, fn: Callable[[], T]) -> T:
-    """Run one blocking boto3 call in a worker thread; botocore exceptions become domain errors."""
+    """Run one blocking boto3 call in a worker thread; botocore exceptions become domain errors.
+
+    The call runs in a copy of the caller's context (as ``asyncio.to_thread`` does), so the call hooks
+    botocore runs in that thread see the caller's context variables."""
+    ctx = contextvars.copy_context()
     try:
-        return await asyncio.get_running_loop().run_in_executor(_pool(_urgent.get()), fn)
+        return await asyncio.get_running_loop().run_in_executor(_pool(_urgent.get()), ctx.run, fn)
     except (ClientError, BotoCoreError) as exc:
         raise translate(exc, operation) from exc
