@@ -166,6 +166,10 @@ class AgentState:
             beat = self.heartbeats.get(inst.instance_id)
             if beat is not None and beat.healthy:
                 inst = replace(inst, last_heartbeat=beat.at, sync_progress=beat.sync_progress)
+                if inst.state is InstanceState.PENDING and beat.at >= inst.launched_at:
+                    # Its agent speaks from it: it runs, whether or not a describe has shown that yet
+                    # (a replacement is not kept waiting for the next observe cycle).
+                    inst = replace(inst, state=InstanceState.RUNNING)
             instances.append(inst)
         return AgentView(
             namespace=self.ref.namespace,

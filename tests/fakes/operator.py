@@ -43,8 +43,9 @@ def agent_body(name: str = "web", mode: str = "manual-replica", uid: str = "uid-
     }
 
 
-def make_operator() -> tuple[Operator, FixedClock, InMemoryEc2, InMemoryTraffic]:
-    op, clock, ec2, traffic, _ = _build(InMemoryObjects)
+def make_operator(boot_seconds: float = 0.0) -> tuple[Operator, FixedClock, InMemoryEc2, InMemoryTraffic]:
+    """``boot_seconds``: how long a new instance stays ``pending`` to a describe."""
+    op, clock, ec2, traffic, _ = _build(InMemoryObjects, boot_seconds)
     return op, clock, ec2, traffic
 
 
@@ -54,10 +55,10 @@ def flaky_operator() -> tuple[Operator, FixedClock, InMemoryEc2, InMemoryTraffic
 
 
 def _build(
-    objects_type: type[ObjectsT],
+    objects_type: type[ObjectsT], boot_seconds: float = 0.0
 ) -> tuple[Operator, FixedClock, InMemoryEc2, InMemoryTraffic, ObjectsT]:
     clock = FixedClock(START)
-    ec2, traffic, objects = InMemoryEc2(clock), InMemoryTraffic(), objects_type(clock)
+    ec2, traffic, objects = InMemoryEc2(clock, boot_seconds), InMemoryTraffic(), objects_type(clock)
     op = Operator(ec2, traffic, objects, now=clock.now)
     op.book.add_spot(PriceObservation(Pool.parse(n), START, p) for n, p in PRICES.items())
     op.book.on_demand["us-east-1"] = {"m5.large": 0.096, "m5a.large": 0.086}

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 from spot_operator.planning import Notice, NoticeKind, Role
 from spot_operator.ports import QueueMessage
 from spot_operator.runtime.loops import NoticeCycle, observe_cycle
+from spot_operator.state import Heartbeat
 from tests.fakes.operator import (
     EIP,
     ListQueue,
@@ -58,6 +60,41 @@ async def test_a_notice_is_acted_on_at_once_and_its_duplicate_is_recognised() ->
     assert traffic.moves[EIP] == 2  # the first placement and the failover: no third move
     # the interrupted pool is avoided for a while
     assert primary.pool in op.unavailable.current(clock.now())
+
+
+async def test_a_replacement_whose_agent_reports_in_takes_over_before_the_next_describe() -> None:
+    """Without a standby a notice launches a replacement; its agent's first heartbeat shows it runs, so
+    the cutover does not wait for an observe cycle to see it leave ``pending``."""
+    op, clock, ec2, traffic = make_operator(boot_seconds=40)
+    state = op.upsert_agent(agent_body(mode="auto-switch"))
+    await settle_with_heartbeats(op, clock, state.key, rounds=12)
+    (old,) = ec2.live("uid-web")
+    assert traffic.pointing[EIP] == old.instance_id and state.status.phase.value == "Ready"
+    describes = len(ec2.calls_of("describe_owned"))
+
+    assert op.submit_notice(Notice(old.instance_id, NoticeKind.INTERRUPTION, clock.now(), None, "agent"))
+    await op.settle()
+    (new,) = [i for i in state.instances.values() if i.instance_id != old.instance_id]
+    assert state.instances[new.instance_id].state.value == "pending"  # as RunInstances answered
+    clock.advance(30)  # booted; no describe has run since the launch
+    assert op.record_heartbeat(state.key, new.instance_id, Heartbeat(clock.now()))
+    await op.settle()
+    assert len(ec2.calls_of("describe_owned")) == describes
+    assert traffic.pointing[EIP] == new.instance_id
+    assert state.status.primary is not None and state.status.primary.instance_id == new.instance_id
+
+
+async def test_a_heartbeat_from_before_the_launch_does_not_make_an_instance_running() -> None:
+    op, clock, *_ = make_operator(boot_seconds=40)
+    state = op.upsert_agent(agent_body(mode="auto-switch"))
+    await observe_cycle(op)
+    await op.settle()
+    (inst,) = state.instances.values()
+    early = Heartbeat(inst.launched_at - timedelta(seconds=1))
+    assert op.record_heartbeat(state.key, inst.instance_id, early)
+    assert state.view().instances[0].state.value == "pending"
+    assert op.record_heartbeat(state.key, inst.instance_id, Heartbeat(clock.now()))
+    assert state.view().instances[0].state.value == "running"
 
 
 async def test_a_copy_arriving_after_the_failover_is_still_a_duplicate() -> None:
