@@ -18,6 +18,15 @@ Before the burst one more agent (``canary``, with an Elastic IP) is made Ready; 
 into the burst its agent reports a 2-minute interruption notice, and the time until the replacement's
 launch call goes out is printed: how an emergency fares behind a mass creation.
 
+With ``--notice-rate R`` (e.g. 100), after the steady state the driver sends interruption notices through
+the agent API at R per second for ``--notice-seconds``, open loop: first notices for distinct agents'
+primaries, re-deliveries of some of them (another idempotency key, as a restarted agent sends) and notices
+for instances nobody owns; a 5xx is sent again after its Retry-After, as spot-agent does. The new
+instances of the emergency switches heartbeat as booted agents would. Printed: API latency (p50/p95/p99),
+answers by status, how long until each notified agent's primary moved, and checks read afresh from the
+emulation and moto: no notice lost (every notified agent has a new primary), none handled twice (one
+emergency SwitchRequest and one launch each), one running primary per agent, untouched agents untouched.
+
 Printed: time from the first create to 50 %, 90 % and 100 % Ready (and to every primary launched); CPU
 seconds of each process during the ramp and per minute in the steady state that follows (``--steady-seconds``
 after the last agent is Ready); the operator's peak RSS; AWS calls by operation during the ramp and per
@@ -28,7 +37,8 @@ moto is slow where AWS is fast (a tag-filtered DescribeInstances scans every ins
 seconds once 1,000 instances exist while launches run, and moto serves one request at a time), so wall
 times in the ramp are mostly moto's: read the call counts, not the seconds, for what AWS would see.
 
-    PYTHONPATH=operator:agent:. .venv/bin/python bench/reconcile.py [--agents 1000] [--steady-seconds 120]
+    PYTHONPATH=operator:agent:. .venv/bin/python bench/reconcile.py [--agents 1000] [--steady-seconds 120] \
+        [--notice-rate 100 --notice-seconds 10]
 """
 
 from __future__ import annotations
@@ -75,18 +85,22 @@ READ_TIMEOUT_SECONDS = 300.0  # moto under a burst answers one request at a time
 PURPOSE: contextvars.ContextVar[str] = contextvars.ContextVar("bench_aws_purpose", default="actuation")
 # The agent a launch is for, so the canary's calls can be timed.
 AGENT: contextvars.ContextVar[str] = contextvars.ContextVar("bench_aws_agent", default="")
+# What a launch is for ("switch/<name>", "replica/<name>", ...), so each launch can be attributed.
+LAUNCH_PURPOSE: contextvars.ContextVar[str] = contextvars.ContextVar("bench_launch_purpose", default="")
+LAUNCH_ACTIONS = ("ec2:RunInstances", "ec2:CreateFleet")
 CANARY = "canary"
 
 
 class TimedExecutor(ThreadPoolExecutor):
-    """asyncio's default executor (same size: min(32, CPUs + 4)), recording how long each job queued.
+    """One of the operator's AWS worker pools (same size and name), recording how long each job queued.
 
-    Every boto3 call of the operator runs here (``asyncio.to_thread``), so the wait is the time an AWS
-    call spent behind the others before it was even sent.
+    Every boto3 call of the operator runs in one of two pools (``adapters.aws.errors``: bulk work, and the
+    urgent pool of failover launches and traffic moves), so the wait is the time an AWS call spent behind
+    the others before it was even sent.
     """
 
-    def __init__(self) -> None:
-        super().__init__(thread_name_prefix="asyncio")
+    def __init__(self, max_workers: int, prefix: str) -> None:
+        super().__init__(max_workers=max_workers, thread_name_prefix=prefix)
         self.waits: list[float] = []
 
     def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
@@ -115,6 +129,7 @@ def operator_child(config: Mapping[str, Any]) -> int:
             super().__init__()
             self.by_purpose: Counter[tuple[str, str]] = Counter()
             self.canary: list[tuple[float, str]] = []  # (wall time the call was sent, action)
+            self.launches: list[tuple[float, str, str]] = []  # (wall time, agent, purpose) per launch call
 
         def record(self, action: str) -> None:
             super().record(action)
@@ -122,6 +137,8 @@ def operator_child(config: Mapping[str, Any]) -> int:
                 self.by_purpose[(PURPOSE.get(), action)] += 1
                 if AGENT.get() == f"{NAMESPACE}/{CANARY}":
                     self.canary.append((time.time(), action))
+                if action in LAUNCH_ACTIONS:
+                    self.launches.append((time.time(), AGENT.get(), LAUNCH_PURPOSE.get()))
 
     @contextlib.contextmanager
     def purpose(name: str) -> Iterator[None]:
@@ -146,10 +163,12 @@ def operator_child(config: Mapping[str, Any]) -> int:
 
         async def launch(self, request: Any) -> Any:
             token = AGENT.set(request.agent)
+            why = LAUNCH_PURPOSE.set(request.purpose)
             try:
                 with purpose("launch"):
                     return await super().launch(request)
             finally:
+                LAUNCH_PURPOSE.reset(why)
                 AGENT.reset(token)
 
     class BenchTraffic(AwsTraffic):
@@ -190,7 +209,11 @@ def operator_child(config: Mapping[str, Any]) -> int:
         recorder=recorder,
     )
     started: list[Operator] = []
-    executor = TimedExecutor()
+    from spot_operator.adapters.aws import errors as aws_errors
+
+    bulk = TimedExecutor(aws_errors.BULK_THREADS, "aws")
+    urgent = TimedExecutor(aws_errors.URGENT_THREADS, "aws-urgent")
+    aws_errors._pools.update({False: bulk, True: urgent})  # before the first AWS call creates them
 
     def sample(name: str, labels: dict[str, str]) -> float:
         return REGISTRY.get_sample_value(name, labels) or 0.0
@@ -198,6 +221,9 @@ def operator_child(config: Mapping[str, Any]) -> int:
     async def stats(request: web.Request) -> web.Response:
         if "brief" in request.query:  # polled often: the observe count only
             return web.json_response({"observes": BenchEc2.observes})
+        if "launches" in request.query:  # every launch call: (wall time, agent, purpose)
+            with recorder._lock:
+                return web.json_response({"launches": list(recorder.launches)})
         op = started[0] if started else None
         usage = resource.getrusage(resource.RUSAGE_SELF)
         by_purpose: dict[str, dict[str, int]] = {}
@@ -218,15 +244,16 @@ def operator_child(config: Mapping[str, Any]) -> int:
             ),
             "tasks": len(asyncio.all_tasks()),
             "canary_calls": recorder.canary,
-            "pool_workers": executor._max_workers,
-            "pool_waits": [round(w, 4) for w in executor.waits],
+            "pool_workers": bulk._max_workers,
+            "pool_waits": [round(w, 4) for w in bulk.waits],
+            "urgent_workers": urgent._max_workers,
+            "urgent_waits": [round(w, 4) for w in urgent.waits],
         }
         return web.json_response(body)
 
     async def main() -> int:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        loop.set_default_executor(executor)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         app = web.Application()
@@ -320,12 +347,12 @@ def start_operator(directory: Path, config: dict[str, Any]) -> Child:
     return Child("operator", process, log)
 
 
-def allocate_addresses(moto_url: str, region: str, count: int) -> list[str]:
-    """Elastic IPs for the agents that have one (set-up, not counted: a plain boto3 client)."""
+def ec2_client(moto_url: str, region: str) -> Any:
+    """A plain boto3 client on moto for the driver's own set-up and checks (not counted)."""
     from spot_operator.sandbox.moto import ACCESS_KEY, SECRET_KEY
 
     session: Any = boto3.session.Session()
-    ec2 = session.client(
+    return session.client(
         "ec2",
         region_name=region,
         endpoint_url=moto_url,
@@ -333,7 +360,40 @@ def allocate_addresses(moto_url: str, region: str, count: int) -> list[str]:
         aws_secret_access_key=SECRET_KEY,
         config=Config(read_timeout=READ_TIMEOUT_SECONDS),
     )
+
+
+def allocate_addresses(moto_url: str, region: str, count: int) -> list[str]:
+    """Elastic IPs for the agents that have one (set-up, not counted: a plain boto3 client)."""
+    ec2 = ec2_client(moto_url, region)
     return [str(ec2.allocate_address(Domain="vpc")["AllocationId"]) for _ in range(count)]
+
+
+@dataclass(frozen=True)
+class MotoInstance:
+    instance_id: str
+    state: str
+    agent: str  # the spotoptimizer.io/agent tag: "<namespace>/<name>"
+    role: str  # the spotoptimizer.io/role tag
+
+
+def moto_instances(moto_url: str, region: str) -> list[MotoInstance]:
+    """Every instance moto holds in ``region``, with our tags (one unfiltered DescribeInstances walk)."""
+    from spot_operator import tags
+
+    out = []
+    for page in ec2_client(moto_url, region).get_paginator("describe_instances").paginate():
+        for reservation in page.get("Reservations", ()):
+            for raw in reservation.get("Instances", ()):
+                tagged = {t["Key"]: t["Value"] for t in raw.get("Tags", ())}
+                out.append(
+                    MotoInstance(
+                        raw["InstanceId"],
+                        raw["State"]["Name"],
+                        tagged.get(tags.AGENT, ""),
+                        tagged.get(tags.ROLE, ""),
+                    )
+                )
+    return out
 
 
 def manifest(name: str, n: int, region: str, eip: str | None) -> dict[str, Any]:
@@ -368,6 +428,29 @@ class Watched:
     tokens: dict[str, str] = field(default_factory=dict)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     canary: list[tuple[float, str | None, bool]] = field(default_factory=list)  # wall time, primary, Ready
+    primary_changed_at: dict[str, float] = field(default_factory=dict)  # monotonic
+    # SwitchRequests (watched with the notice burst only): name -> what the driver needs of each
+    switches: dict[str, SwitchSeen] = field(default_factory=dict)
+    # agent -> {switch: its new instance}, for switches in flight: their new instances heartbeat too
+    switch_targets: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def wants_beats(self, name: str, instance: str) -> bool:
+        """The instance is the agent's primary, or the new instance of one of its switches in flight."""
+        return self.primary.get(name) == instance or instance in self.switch_targets.get(name, {}).values()
+
+
+SWITCH_FINAL = frozenset({"Completed", "Failed", "Superseded"})
+
+
+@dataclass
+class SwitchSeen:
+    agent: str
+    reason: str
+    phase: str
+    old: str | None
+    new: str | None
+    message: str
+    first_seen: float  # monotonic
 
 
 async def watch(
@@ -407,6 +490,7 @@ def on_agent(w: Watched) -> Any:
         )
         if instance and w.primary.get(name) != instance:
             w.primary[name] = instance
+            w.primary_changed_at[name] = now
             w.changed.set()
         if name == CANARY:
             w.canary.append((time.time(), instance, ready))
@@ -417,6 +501,34 @@ def on_agent(w: Watched) -> Any:
             w.ready_at[name] = now
         elif not ready and name in w.ready_at:
             w.not_ready_after_ready += 1
+
+    return handle
+
+
+def on_switch(w: Watched) -> Any:
+    def handle(kind: str, obj: dict[str, Any]) -> None:
+        name = obj["metadata"]["name"]
+        spec = obj.get("spec") or {}
+        status = obj.get("status") or {}
+        agent = (spec.get("agentRef") or {}).get("name", "")
+        seen = w.switches.get(name)
+        w.switches[name] = SwitchSeen(
+            agent=agent,
+            reason=str(spec.get("reason", "")),
+            phase=str(status.get("phase") or "Pending"),
+            old=status.get("oldInstanceId"),
+            new=status.get("newInstanceId"),
+            message=str(status.get("message") or ""),
+            first_seen=seen.first_seen if seen else time.monotonic(),
+        )
+        targets = w.switch_targets.setdefault(agent, {})
+        new = status.get("newInstanceId")
+        if kind != "DELETED" and new and w.switches[name].phase not in SWITCH_FINAL:
+            if targets.get(name) != new:
+                targets[name] = new
+                w.changed.set()
+        else:
+            targets.pop(name, None)
 
     return handle
 
@@ -451,13 +563,15 @@ class Fleet:
     refused: Counter[str] = field(default_factory=Counter)
     latency: list[float] = field(default_factory=list)
     _due: list[tuple[float, str, str]] = field(default_factory=list)
-    _scheduled: dict[str, str] = field(default_factory=dict)
+    _scheduled: set[tuple[str, str]] = field(default_factory=set)
 
     def _discover(self) -> None:
         now = time.monotonic()
-        for name, instance in self.watched.primary.items():
-            if self._scheduled.get(name) != instance and name in self.watched.tokens:
-                self._scheduled[name] = instance
+        wanted = [*self.watched.primary.items()]
+        wanted += [(n, i) for n, targets in self.watched.switch_targets.items() for i in targets.values()]
+        for name, instance in wanted:
+            if (name, instance) not in self._scheduled and name in self.watched.tokens:
+                self._scheduled.add((name, instance))
                 heapq.heappush(self._due, (now, name, instance))
 
     async def run(self) -> None:
@@ -470,8 +584,9 @@ class Fleet:
                 now = time.monotonic()
                 while self._due and self._due[0][0] <= now:
                     _, name, instance = heapq.heappop(self._due)
-                    if self._scheduled.get(name) != instance:
-                        continue  # the primary changed: the new one has its own schedule
+                    if not self.watched.wants_beats(name, instance):
+                        self._scheduled.discard((name, instance))
+                        continue  # no longer the primary (nor a switch's new instance)
                     await limit.acquire()
                     task = asyncio.create_task(self._beat(http, name, instance, limit))
                     pending.add(task)
@@ -522,24 +637,49 @@ class Fleet:
         heapq.heappush(self._due, (time.monotonic() + retry, name, instance))
 
 
-async def interrupt(http: aiohttp.ClientSession, api: str, name: str, token: str, instance: str) -> int:
-    """A 2-minute interruption notice for ``instance``, as spot-agent reports it; the HTTP status."""
-    from spot_agent.protocol import InstanceAction, NoticeKind, NoticeReport, report_path
+def notice_report(instance: str, key: str) -> Any:
+    """A 2-minute interruption notice for ``instance``, as spot-agent reports it."""
+    from spot_agent.protocol import InstanceAction, NoticeKind, NoticeReport
 
     now = datetime.now(UTC)
-    notice = NoticeReport(
+    return NoticeReport(
         instance_id=instance,
         kind=NoticeKind.INTERRUPTION,
         action=InstanceAction.TERMINATE,
         notice_time=now,
         deadline=now + timedelta(minutes=2),
-        idempotency_key=f"notice-{instance}",
+        idempotency_key=key,
     )
+
+
+async def post_notice(
+    http: aiohttp.ClientSession, api: str, name: str, token: str, notice: Any
+) -> tuple[int, str, float | None]:
+    """POST a notice: the HTTP status, the answer's ``status`` (or error code), its Retry-After."""
+    from spot_agent.protocol import report_path
+
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     url = api + report_path(NAMESPACE, name, notice)
     async with http.post(url, data=notice.to_json(), headers=headers) as resp:
-        await resp.read()
-        return resp.status
+        body = await resp.read()
+        retry_after = resp.headers.get("Retry-After")
+        status = resp.status
+    try:
+        answer = json.loads(body)
+        code = str(answer.get("status") or answer.get("error") or "") if isinstance(answer, dict) else ""
+    except ValueError:
+        code = ""
+    try:
+        wait = float(retry_after) if retry_after is not None else None
+    except ValueError:
+        wait = None
+    return status, code, wait
+
+
+async def interrupt(http: aiohttp.ClientSession, api: str, name: str, token: str, instance: str) -> int:
+    """A 2-minute interruption notice for ``instance``, as spot-agent reports it; the HTTP status."""
+    status, _, _ = await post_notice(http, api, name, token, notice_report(instance, f"notice-{instance}"))
+    return status
 
 
 def canary_summary(notice: Mapping[str, Any], calls: Sequence[Sequence[Any]]) -> dict[str, Any]:
@@ -553,6 +693,403 @@ def canary_summary(notice: Mapping[str, Any], calls: Sequence[Sequence[Any]]) ->
         "first_call": after[0] if after else None,
         "run_instances": launch,
     }
+
+
+# --- the notice burst (--notice-rate) ----------------------------------------------------------------------
+
+
+@dataclass
+class NoticeSent:
+    """One notice request of the burst (retried after a 5xx, as spot-agent does) and what came of it."""
+
+    n: int
+    agent: str  # the SpotAgent's name
+    instance: str
+    kind: str  # first | redelivery | unknown
+    due: float = 0.0  # when the schedule says it goes out (monotonic)
+    sent_at: float = 0.0  # when its first attempt went out
+    answers: list[int] = field(default_factory=list)  # HTTP status of each attempt; 0: no answer
+    outcome: str = ""  # the final answer's status (accepted, duplicate) or error code
+    first_latency: float | None = None  # the first attempt's answer
+    final_latency: float | None = None  # first attempt sent -> final (non-5xx) answer, retries included
+    error: str = ""
+
+    @property
+    def final(self) -> int:
+        return self.answers[-1] if self.answers else 0
+
+    @property
+    def retried(self) -> int:
+        return sum(1 for a in self.answers[:-1] if a == 0 or a >= 500)
+
+
+def plan_burst(
+    primaries: Mapping[str, str],
+    total: int,
+    redeliveries: float,
+    unknown: float,
+    rng: Any,
+) -> list[NoticeSent]:
+    """The burst's requests in sending order: first notices for distinct agents' primaries, re-deliveries
+    of earlier ones (same instance and kind, another idempotency key) a little later, and notices naming
+    instances nobody owns, sent with the token of agents that get no other notice when there are some."""
+    names = sorted(primaries)
+    rng.shuffle(names)
+    n_unknown = round(total * unknown)
+    n_redeliveries = round(total * redeliveries)
+    firsts = min(len(names), total - n_unknown - n_redeliveries)
+    n_redeliveries = total - n_unknown - firsts  # too few agents: the rest are re-deliveries
+    spare = names[firsts:]
+    timeline: list[tuple[float, NoticeSent]] = [
+        (float(i), NoticeSent(0, name, primaries[name], "first")) for i, name in enumerate(names[:firsts])
+    ]
+    for _ in range(n_redeliveries):
+        i = rng.randrange(firsts)
+        original = timeline[i][1]
+        later = i + rng.uniform(0.5, max(1.0, firsts / 4))
+        timeline.append((later, NoticeSent(0, original.agent, original.instance, "redelivery")))
+    for k in range(n_unknown):
+        ghost = f"i-{rng.getrandbits(63) | 1 << 62:017x}"  # not an id moto has handed out
+        owner = spare[k % len(spare)] if spare else rng.choice(names)
+        timeline.append((rng.uniform(0, firsts), NoticeSent(0, owner, ghost, "unknown")))
+    plan = [sent for _, sent in sorted(timeline, key=lambda t: t[0])]
+    for n, sent in enumerate(plan):
+        sent.n = n
+    return plan
+
+
+async def send_burst(
+    api: str, tokens: Mapping[str, str], plan: list[NoticeSent], rate: float, concurrency: int, give_up: float
+) -> float:
+    """Each request at its time on a fixed schedule (open loop), at most ``concurrency`` in flight; a 5xx
+    or no answer is sent again (the same report) after Retry-After (1 s without one), until ``give_up``
+    seconds after its first attempt. Returns the seconds until the last final answer."""
+    limit = asyncio.Semaphore(concurrency)
+
+    async def deliver(http: aiohttp.ClientSession, sent: NoticeSent) -> None:
+        report = notice_report(sent.instance, f"burst-{sent.n:05d}-{sent.instance}")
+        while True:
+            async with limit:
+                started = time.monotonic()
+                sent.sent_at = sent.sent_at or started
+                try:
+                    status, code, wait = await post_notice(http, api, sent.agent, tokens[sent.agent], report)
+                except (TimeoutError, aiohttp.ClientError) as exc:
+                    status, code, wait = 0, type(exc).__name__, None
+                answered = time.monotonic()
+            sent.answers.append(status)
+            sent.outcome = code
+            if sent.first_latency is None:
+                sent.first_latency = answered - started
+            if 0 < status < 500:
+                sent.final_latency = answered - sent.sent_at
+                return
+            if answered - sent.sent_at > give_up:
+                sent.error = f"gave up after {len(sent.answers)} attempts, the last: {status} {code}"
+                return
+            await asyncio.sleep(wait if wait is not None else 1.0)
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+        start = time.monotonic()
+        tasks = []
+        for sent in plan:
+            sent.due = start + sent.n / rate
+            delay = sent.due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(deliver(http, sent)))
+        await asyncio.gather(*tasks)
+        return time.monotonic() - start
+
+
+@dataclass
+class BurstResult:
+    plan: list[NoticeSent]
+    rate: float
+    seconds: float
+    concurrency: int
+    answered_s: float  # burst start -> the last final answer
+    waited_s: float  # burst start -> the end of the wait for the failovers
+    wait_timed_out: bool
+    moved_at: list[float]  # per notified agent whose primary moved: seconds from the burst start
+    notified: int
+    lost: list[str]
+    twice: list[str]
+    rows: list[tuple[str, int, int]]
+
+
+async def wait_failovers(
+    watched: Watched, interrupted: Mapping[str, str], before: set[str], t0: float, within: float
+) -> bool:
+    """Until every notified agent's primary moved off the interrupted instance and its emergency switches
+    opened since the burst are final (or ``within`` seconds). True when it timed out."""
+    deadline = time.monotonic() + within
+    last_report = time.monotonic()
+    while True:
+        moved = [n for n, old in interrupted.items() if watched.primary.get(n) not in (None, old)]
+        open_ = [
+            name
+            for name, sw in watched.switches.items()
+            if name not in before and sw.reason == "emergency" and sw.phase not in SWITCH_FINAL
+        ]
+        if len(moved) == len(interrupted) and not open_:
+            return False
+        if time.monotonic() > deadline:
+            return True
+        if time.monotonic() - last_report >= 30:
+            last_report = time.monotonic()
+            print(
+                f"  {last_report - t0:6.0f} s after the burst started: {len(moved)}/{len(interrupted)} "
+                f"primaries moved, {len(open_)} emergency switches in flight",
+                file=sys.stderr,
+                flush=True,
+            )
+        await asyncio.sleep(1.0)
+
+
+async def list_items(http: aiohttp.ClientSession, url: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = (await get_json(http, url)).get("items") or []
+    return items
+
+
+async def notice_burst(
+    args: argparse.Namespace,
+    http: aiohttp.ClientSession,
+    api: str,
+    kube_url: str,
+    moto_url: str,
+    stats_url: str,
+    watched: Watched,
+    regions: Sequence[str],
+) -> BurstResult:
+    """The burst, the wait for the failovers, and the checks (rows of check, failures, out of)."""
+    import random
+
+    rng = random.Random(args.notice_seed)
+    bench_agents = {n: i for n, i in watched.primary.items() if n != CANARY and n in watched.tokens}
+    switches_url = f"{kube_url}{GROUP_PATH}/switchrequests"
+    before = {sw["metadata"]["name"] for sw in await list_items(http, switches_url)}
+    launches_before = len((await get_json(http, stats_url + "?launches=1"))["launches"])
+    total = round(args.notice_rate * args.notice_seconds)
+    plan = plan_burst(bench_agents, total, args.notice_redeliveries, args.notice_unknown, rng)
+    interrupted = {s.agent: s.instance for s in plan if s.kind == "first"}
+    print(
+        f"notice burst: {len(plan)} requests at {args.notice_rate:g}/s ({len(interrupted)} agents)",
+        file=sys.stderr,
+        flush=True,
+    )
+    t0 = time.monotonic()
+    answered_s = await send_burst(
+        api, watched.tokens, plan, args.notice_rate, args.notice_concurrency, args.notice_give_up
+    )
+    timed_out = await wait_failovers(watched, interrupted, before, t0, args.notice_wait)
+    waited_s = time.monotonic() - t0
+
+    # What the emulation and moto hold now (read afresh, not from the watches).
+    agents = {a["metadata"]["name"]: a for a in await list_items(http, f"{kube_url}{GROUP_PATH}/spotagents")}
+    switches = [sw for sw in await list_items(http, switches_url) if sw["metadata"]["name"] not in before]
+    launches = (await get_json(http, stats_url + "?launches=1"))["launches"][launches_before:]
+    instances: list[MotoInstance] = []
+    for region in dict.fromkeys(regions):
+        instances += await asyncio.to_thread(moto_instances, moto_url, region)
+
+    rows: list[tuple[str, int, int]] = []
+
+    def row(name: str, bad: list[str], out_of: int) -> None:
+        rows.append((name, len(bad), out_of))
+        for line in bad[:5]:
+            print(f"FAIL {name}: {line}", file=sys.stderr)
+
+    row(
+        "requests answered (no 5xx or transport error at the end)",
+        [f"{s.agent} {s.instance}: {s.error or s.final}" for s in plan if not 0 < s.final < 500],
+        len(plan),
+    )
+    by_notice: dict[tuple[str, str], list[NoticeSent]] = {}
+    for s in plan:
+        if s.kind != "unknown":
+            by_notice.setdefault((s.agent, s.instance), []).append(s)
+    bad = []
+    for (agent, instance), sends in by_notice.items():
+        finals = Counter(f"{s.final} {s.outcome}" for s in sends)
+        accepted = finals["202 accepted"]
+        refused_first = any(a == 0 or a >= 500 for s in sends for a in s.answers)
+        ok = set(finals) <= {"202 accepted", "202 duplicate"} and (
+            accepted == 1 or (accepted == 0 and refused_first)  # accepted inside an attempt answered 503
+        )
+        if not ok:
+            bad.append(f"{agent} {instance}: {dict(finals)}")
+    row(
+        "distinct notice accepted once (0 if its acceptance was answered 503), others duplicate",
+        bad,
+        len(by_notice),
+    )
+    ghosts = [s for s in plan if s.kind == "unknown"]
+    row(
+        "unknown instance answered 404 unknown_instance",
+        [
+            f"{s.agent} {s.instance}: {s.final} {s.outcome}"
+            for s in ghosts
+            if (s.final, s.outcome) != (404, "unknown_instance")
+        ],
+        len(ghosts),
+    )
+
+    emergencies: dict[str, list[str]] = {}
+    for sw in switches:
+        spec = sw.get("spec") or {}
+        if spec.get("reason") == "emergency":
+            emergencies.setdefault((spec.get("agentRef") or {}).get("name", ""), []).append(
+                sw["metadata"]["name"]
+            )
+    launch_purposes: dict[str, list[str]] = {}
+    for _, agent, purpose in launches:
+        launch_purposes.setdefault(agent.rpartition("/")[2], []).append(purpose)
+    running: dict[str, list[MotoInstance]] = {}
+    for inst in instances:
+        if inst.state in ("pending", "running") and inst.role == "primary":
+            running.setdefault(inst.agent.rpartition("/")[2], []).append(inst)
+
+    lost, twice, moved_at, primaries, switch_rows, launch_rows = [], [], [], [], [], []
+    for name, old in sorted(interrupted.items()):
+        status = (agents.get(name) or {}).get("status") or {}
+        now_primary = (status.get("primary") or {}).get("instanceId")
+        mine = emergencies.get(name, [])
+        emergency_launches = [p for p in launch_purposes.get(name, []) if p in {f"switch/{m}" for m in mine}]
+        alive = [i.instance_id for i in running.get(name, [])]
+        if now_primary in (None, old):
+            lost.append(f"{name}: status primary {now_primary}, interrupted {old}; switches {mine}")
+        elif name in watched.primary_changed_at:
+            moved_at.append(watched.primary_changed_at[name] - t0)
+        if len(mine) > 1 or len(emergency_launches) > 1:
+            twice.append(f"{name}: emergency switches {mine}, their launches {len(emergency_launches)}")
+        if len(mine) != 1:
+            switch_rows.append(f"{name}: {mine}")
+        if len(emergency_launches) != 1:
+            launch_rows.append(f"{name}: {launch_purposes.get(name, [])}")
+        if len(alive) != 1 or alive[0] == old or alive[0] != now_primary:
+            primaries.append(
+                f"{name}: running primaries in moto {alive}, status {now_primary}, interrupted {old}"
+            )
+    row("lost: notified agent's primary (status) still the interrupted one", lost, len(interrupted))
+    row("handled twice: more than one emergency switch or launch", twice, len(interrupted))
+    row("notified agent: exactly one emergency SwitchRequest", switch_rows, len(interrupted))
+    row("notified agent: exactly one launch for it (operator's call hook)", launch_rows, len(interrupted))
+    row("notified agent: one running primary in moto, new, = status", primaries, len(interrupted))
+
+    others = sorted(set(bench_agents) - set(interrupted))
+    ghost_owners = {s.agent for s in ghosts} - set(interrupted)
+    bad = [
+        f"{name}: switches {emergencies.get(name, [])}, launches {launch_purposes.get(name, [])}"
+        for name in sorted(ghost_owners)
+        if emergencies.get(name) or launch_purposes.get(name)
+    ]
+    row("unknown-instance notice only: no emergency switch, no launch", bad, len(ghost_owners))
+    bad = []
+    for name in others:
+        status = (agents.get(name) or {}).get("status") or {}
+        now_primary = (status.get("primary") or {}).get("instanceId")
+        alive = [i.instance_id for i in running.get(name, [])]
+        if emergencies.get(name) or now_primary != bench_agents[name] or alive != [now_primary]:
+            bad.append(
+                f"{name}: switches {emergencies.get(name, [])}, "
+                f"primary {bench_agents[name]} -> {now_primary}, moto {alive}"
+            )
+    row("agent without a notice: untouched (same primary, no emergency switch)", bad, len(others))
+    pending = [
+        f"{name}: {a.get('status', {}).get('pendingNotices')}"
+        for name, a in agents.items()
+        if name in interrupted and (a.get("status") or {}).get("pendingNotices")
+    ]
+    row("notified agent: no pending notice left in its status", pending, len(interrupted))
+    return BurstResult(
+        plan=plan,
+        rate=args.notice_rate,
+        seconds=args.notice_seconds,
+        concurrency=args.notice_concurrency,
+        answered_s=answered_s,
+        waited_s=waited_s,
+        wait_timed_out=timed_out,
+        moved_at=sorted(moved_at),
+        notified=len(interrupted),
+        lost=lost,
+        twice=twice,
+        rows=rows,
+    )
+
+
+def report_burst(b: BurstResult) -> None:
+    from latency import percentiles  # bench/latency.py, beside this script
+
+    plan = b.plan
+    kinds = Counter(s.kind for s in plan)
+    print(
+        f"Notice burst: {len(plan)} interruption notices at {b.rate:g}/s for {b.seconds:g} s "
+        f"through the agent API ({kinds['first']} first notices for distinct agents' primaries, "
+        f"{kinds['redelivery']} re-deliveries, {kinds['unknown']} unknown instances), "
+        f"open loop, <= {b.concurrency} in flight"
+    )
+    lag = max((s.sent_at - s.due for s in plan), default=0.0)
+    print(
+        f"  sending lagged the schedule by at most {lag * 1000:.0f} ms; "
+        f"last final answer {b.answered_s:.1f} s after the start"
+    )
+
+    def line(label: str, samples: list[float]) -> None:
+        if not samples:
+            print(f"  {label:<44}none")
+            return
+        p = percentiles(samples)
+        print(
+            f"  {label:<44}n {p['n']:>5}  p50 {p['p50'] * 1000:7.1f}  p95 {p['p95'] * 1000:7.1f}  "
+            f"p99 {p['p99'] * 1000:7.1f}  max {p['max'] * 1000:7.1f} ms"
+        )
+
+    print("  latency")
+    line("first attempt, every request", [s.first_latency for s in plan if s.first_latency is not None])
+    line(
+        "first attempt, first notices",
+        [s.first_latency for s in plan if s.kind == "first" and s.first_latency is not None],
+    )
+    line(
+        "first attempt, re-deliveries",
+        [s.first_latency for s in plan if s.kind == "redelivery" and s.first_latency is not None],
+    )
+    line(
+        "to the final 2xx (retries after 503 included)",
+        [s.final_latency for s in plan if s.final_latency is not None and 200 <= s.final < 300],
+    )
+    first_answers = Counter(str(s.answers[0]) if s.answers else "none" for s in plan)
+    all_answers = Counter(str(a) for s in plan for a in s.answers)
+    finals = Counter(f"{s.final} {s.outcome}" for s in plan)
+    retried = [s for s in plan if s.retried]
+    print(f"  first answers by status    {dict(sorted(first_answers.items()))}")
+    print(f"  all answers by status      {dict(sorted(all_answers.items()))}  (0: no answer)")
+    print(f"  final answers              {dict(sorted(finals.items()))}")
+    print(
+        f"  retried after a 5xx: {len(retried)} requests, {sum(s.retried for s in retried)} retries "
+        f"({sum(1 for s in plan for a in s.answers if a == 503)} answers 503)"
+    )
+    print()
+    moved = b.moved_at
+    last = f"{moved[-1]:.1f} s" if moved else "-"
+    print(
+        f"Failovers ({b.notified} notified agents; waited {b.waited_s:.0f} s"
+        f"{', TIMED OUT' if b.wait_timed_out else ''}): lost {len(b.lost)}, handled twice {len(b.twice)}; "
+        f"last primary moved {last} after the burst started"
+    )
+    if moved:
+        p = percentiles(moved)
+        print(
+            f"  primary moved (s from the burst start): p50 {p['p50']:.1f}, p95 {p['p95']:.1f}, "
+            f"p99 {p['p99']:.1f}, max {p['max']:.1f}"
+        )
+    print(f"  {'check':<84}{'failed':>8}{'of':>7}")
+    for name, failed, out_of in b.rows:
+        print(f"  {name:<84}{failed:>8}{out_of:>7}")
+    print()
 
 
 async def get_json(http: aiohttp.ClientSession, url: str) -> Any:
@@ -618,6 +1155,7 @@ class Result:
     observe_seconds: list[float]
     profiles: list[Profile]
     canary: dict[str, Any] | None
+    burst: BurstResult | None = None
 
 
 @dataclass
@@ -689,6 +1227,10 @@ async def measure(args: argparse.Namespace, directory: Path) -> Result:
                     )
                 ),
             ]
+            if args.notice_rate > 0:
+                # The switches' new instances get heartbeats too (their agents boot), so failovers finish.
+                path = f"{GROUP_PATH}/switchrequests"
+                watches.append(asyncio.create_task(watch(http, kube_url, path, {}, on_switch(watched))))
             fleet = Fleet(api, watched, args.heartbeat_interval, args.heartbeat_concurrency)
             fleet_task = asyncio.create_task(fleet.run())
             await asyncio.sleep(1.0)  # the watches are open
@@ -762,6 +1304,13 @@ async def measure(args: argparse.Namespace, directory: Path) -> Result:
             peak = max(peak, steady_end.rss, steady_end.stats["max_rss_kib"] * 1024)
             if notifier is not None:
                 await notifier  # long done: the notice goes out early in the ramp
+            burst = None
+            if args.notice_rate > 0 and not timed_out:
+                burst = await notice_burst(
+                    args, http, api, kube_url, sys_.moto_url, stats_url, watched, regions
+                )
+            elif args.notice_rate > 0:
+                print("notice burst skipped: not every agent became Ready", file=sys.stderr)
             for task in [fleet_task, *watches]:
                 task.cancel()
             await asyncio.gather(fleet_task, *watches, return_exceptions=True)
@@ -791,6 +1340,7 @@ async def measure(args: argparse.Namespace, directory: Path) -> Result:
         observe_seconds=steady_end.stats["observe_seconds"],
         profiles=profiles if args.py_spy else [],
         canary=canary_summary(notice, steady_end.stats["canary_calls"]) if notice else None,
+        burst=burst,
     )
 
 
@@ -928,17 +1478,18 @@ def report(r: Result) -> None:
                 f"  one observe (describe_owned), {label}: "
                 f"{min(seconds):.1f}-{max(seconds):.1f} s (moto's time)"
             )
-    waits = steady_end.stats["pool_waits"]
-    marks = [len(x.stats["pool_waits"]) for x in (start, ramp_end, steady_start, steady_end)]
-    workers = start.stats["pool_workers"]
-    print(f"  time queued in the operator's thread pool before being sent ({workers} threads):")
-    for label, window in (("ramp", waits[marks[0] : marks[1]]), ("steady", waits[marks[2] : marks[3]])):
-        if window:
-            w = sorted(window)
-            print(
-                f"    {label:<7}{len(w):>6} calls: p50 {percentile(w, 0.5):.2f} s, "
-                f"p90 {percentile(w, 0.9):.2f} s, max {w[-1]:.2f} s"
-            )
+    for pool, name in (("pool", "bulk"), ("urgent", "urgent")):
+        waits = steady_end.stats[f"{pool}_waits"]
+        marks = [len(x.stats[f"{pool}_waits"]) for x in (start, ramp_end, steady_start, steady_end)]
+        workers = start.stats[f"{pool}_workers"]
+        print(f"  time queued in the operator's {name} AWS pool before being sent ({workers} threads):")
+        for label, window in (("ramp", waits[marks[0] : marks[1]]), ("steady", waits[marks[2] : marks[3]])):
+            if window:
+                w = sorted(window)
+                print(
+                    f"    {label:<7}{len(w):>6} calls: p50 {percentile(w, 0.5):.2f} s, "
+                    f"p90 {percentile(w, 0.9):.2f} s, max {w[-1]:.2f} s"
+                )
     print()
 
     f = r.fleet
@@ -963,6 +1514,8 @@ def report(r: Result) -> None:
         print(f"  {'replacement RunInstances sent':<44}{sec(c['run_instances'])} s")
         print("  (bench/failover.py's target for that RunInstances: p99 <= 0.3 s, on an idle operator)")
         print()
+    if r.burst is not None:
+        report_burst(r.burst)
     st = steady_end.stats
     reconciles = st["reconciles"] - steady_start.stats["reconciles"]
     print(
@@ -996,6 +1549,30 @@ def main() -> None:
         default=20.0,
         help="seconds into the burst to interrupt an agent made Ready before it (0: none)",
     )
+    parser.add_argument(
+        "--notice-rate",
+        type=float,
+        default=0.0,
+        help="after the steady state: interruption notices per second through the agent API (0: none)",
+    )
+    parser.add_argument("--notice-seconds", type=float, default=10.0, help="how long the notice burst lasts")
+    parser.add_argument(
+        "--notice-redeliveries", type=float, default=0.10, help="share of re-deliveries of earlier notices"
+    )
+    parser.add_argument(
+        "--notice-unknown", type=float, default=0.02, help="share of notices for unknown instances"
+    )
+    parser.add_argument("--notice-concurrency", type=int, default=500, help="notice requests in flight")
+    parser.add_argument(
+        "--notice-give-up",
+        type=float,
+        default=300.0,
+        help="stop retrying a notice this long after its first try",
+    )
+    parser.add_argument(
+        "--notice-wait", type=float, default=600.0, help="wait at most this long for the failovers"
+    )
+    parser.add_argument("--notice-seed", type=int, default=1)
     parser.add_argument("--heartbeat-concurrency", type=int, default=32)
     parser.add_argument("--create-concurrency", type=int, default=50)
     parser.add_argument("--timeout", type=float, default=3600.0, help="give up waiting for Ready after this")
