@@ -36,7 +36,10 @@ class _Entry:
 
 
 class TokenStore:
-    """token -> agent key. Thread-safe (the operator's Secret watcher may install tokens from a thread)."""
+    """token -> agent key. Thread-safe: the agent API and the handlers may run in different threads.
+
+    Tokens come from each SpotAgent's Secret, read by name when the operator starts and when the SpotAgent
+    is created (``handlers.spotagent.ensure_agent_token``); Secrets are not watched."""
 
     def __init__(
         self, grace_seconds: float = DEFAULT_GRACE_SECONDS, clock: Callable[[], float] = time.monotonic

@@ -35,6 +35,9 @@ what kopf and the operator rely on and kmock leaves out:
   ``sendInitialEvents`` with the closing BOOKMARK; periodic bookmarks; ``timeoutSeconds``.
 - **Namespaces.** ``GET /api/v1/namespaces`` lists the declared namespaces and every namespace an object was
   created in (created on first use, unless ``strict_namespaces``); deleting a namespace deletes its content.
+- **What was asked, for RBAC.** Not enforced, but counted: every request's RBAC attributes (group,
+  ``plural[/subresource]``, verb) per ``User-Agent``, in ``rbac_requests`` and ``rbac_requests_by_client``, so
+  a test can compare what a client used with what its role grants. Discovery URLs are not counted.
 - **Discovery.** Built-in kinds (namespaces, events, secrets, configmaps, ``events.k8s.io`` events, CRDs,
   leases, kopf's peerings) and the project's CRDs, which are also served as ``CustomResourceDefinition``
   objects; creating a CRD over the API declares its resource.
@@ -76,7 +79,7 @@ from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 import aiohttp.web
 import attrs
@@ -1043,8 +1046,43 @@ def _action(parsed: _Path | None, method: str, params: Mapping[str, str]) -> kmo
     return actions.get(method)
 
 
-def _parse_request(raw: aiohttp.web.BaseRequest, body: bytes, request_id: int) -> kmock.Request:
-    parsed = parse_path(raw.path)
+class RbacRequest(NamedTuple):
+    """What RBAC would check for one request: API group ("" is core), resource (``plural[/subresource]``)
+    and verb."""
+
+    group: str
+    resource: str
+    verb: str
+
+
+_RBAC_VERBS: Final = {"POST": "create", "PUT": "update", "PATCH": "patch"}
+
+
+def rbac_request(parsed: _Path | None, method: str, params: Mapping[str, str]) -> RbacRequest | None:
+    """The RBAC attributes of a request, as the API server derives them; None for a non-resource URL
+    (``/api``, ``/apis``, ``/version``, ``/apis/GROUP/VERSION``: discovery) or a method RBAC does not know.
+
+    GET and HEAD are ``watch`` with ``watch=true``, else ``get`` with a name and ``list`` without; DELETE is
+    ``delete`` with a name and ``deletecollection`` without; POST, PUT, PATCH are create, update, patch.
+    """
+    if parsed is None or parsed.plural is None:
+        return None
+    resource = parsed.plural if parsed.subresource is None else f"{parsed.plural}/{parsed.subresource}"
+    named = parsed.name is not None
+    if method in ("GET", "HEAD"):
+        verb = "watch" if _flag(params, "watch") else "get" if named else "list"
+    elif method == "DELETE":
+        verb = "delete" if named else "deletecollection"
+    elif method in _RBAC_VERBS:
+        verb = _RBAC_VERBS[method]
+    else:
+        return None
+    return RbacRequest(parsed.group, resource, verb)
+
+
+def _parse_request(
+    raw: aiohttp.web.BaseRequest, body: bytes, request_id: int, parsed: _Path | None
+) -> kmock.Request:
     params = dict(raw.query)
     try:
         data = json.loads(body) if body else None
@@ -1170,6 +1208,7 @@ class KubeApi(kmock.KubernetesEmulator):
     _served: int = attrs.field(init=False, default=0)
     _fast_served: int = attrs.field(init=False, default=0)
     _server_tasks: weakref.WeakSet[asyncio.Task[Any]] = attrs.field(init=False, factory=weakref.WeakSet)
+    _rbac: Counter[tuple[str, RbacRequest]] = attrs.field(init=False, factory=Counter)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -1214,6 +1253,23 @@ class KubeApi(kmock.KubernetesEmulator):
         return list(self._requests)
 
     @property
+    def rbac_requests(self) -> Counter[RbacRequest]:
+        """How often each (group, resource, verb) was asked for since the start, by any client: what a role
+        would have to grant. Every request counts, including those answered with an error."""
+        counts: Counter[RbacRequest] = Counter()
+        for (_, asked), count in self._rbac.items():
+            counts[asked] += count
+        return counts
+
+    @property
+    def rbac_requests_by_client(self) -> dict[str, Counter[RbacRequest]]:
+        """The same counts per client, keyed by the ``User-Agent`` header ("" when absent)."""
+        clients: dict[str, Counter[RbacRequest]] = {}
+        for (agent, asked), count in self._rbac.items():
+            clients.setdefault(agent, Counter())[asked] += count
+        return clients
+
+    @property
     def server_tasks(self) -> weakref.WeakSet[asyncio.Task[Any]]:
         """The asyncio tasks serving connections, so an in-loop kopf need not wait for them when it stops."""
         return self._server_tasks
@@ -1247,7 +1303,10 @@ class KubeApi(kmock.KubernetesEmulator):
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         body = await raw_request.read()
-        request = _parse_request(raw_request, body, self._served)
+        parsed = parse_path(raw_request.path)
+        request = _parse_request(raw_request, body, self._served, parsed)
+        if (asked := rbac_request(parsed, raw_request.method, request.params)) is not None:
+            self._rbac[(raw_request.headers.get("User-Agent", ""), asked)] += 1
         self._served += 1
         self._remember(request)
         self._server_tasks.add(raw_request.task)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import kmock
 
+from spot_operator.sandbox.kubeapi import RbacRequest
 from tests.fakes.kube import KubeCluster, served_kube_api
 
 AGENTS = "/apis/spotoptimizer.io/v1alpha1/namespaces/default/spotagents"
@@ -74,6 +76,38 @@ async def test_fast_and_slow_paths_answer_the_same(tmp_path: Path) -> None:
     watch_lines = fast_answers[-1][1].splitlines()
     events = [line.split('"type": "')[1].split('"')[0] for line in watch_lines]
     assert events == ["ADDED", "MODIFIED", "MODIFIED", "MODIFIED", "MODIFIED", "DELETED"]
+
+
+SPOT = "spotoptimizer.io"
+# What RBAC would check for SCRIPT: discovery is not counted, requests answered with an error are.
+SCRIPT_RBAC = Counter(
+    {
+        RbacRequest(SPOT, "spotagents", "create"): 2,
+        RbacRequest(SPOT, "spotagents", "get"): 2,
+        RbacRequest(SPOT, "spotagents", "patch"): 3,
+        RbacRequest(SPOT, "spotagents/status", "patch"): 1,
+        RbacRequest(SPOT, "spotagents", "list"): 1,
+        RbacRequest("", "namespaces", "list"): 1,
+        RbacRequest(SPOT, "spotagents", "delete"): 1,
+        RbacRequest(SPOT, "spotagents", "watch"): 1,
+    }
+)
+
+
+async def test_every_request_is_counted_for_rbac_per_client_on_both_paths(tmp_path: Path) -> None:
+    for fast_path in (True, False):
+        async with served_kube_api(tmp_path / str(fast_path), fast_path=fast_path) as cluster:
+            await _replay(cluster)
+            async with cluster.client.session.get(
+                cluster.url + AGENTS, headers={"User-Agent": "kubectl/v1.35.0"}
+            ) as rsp:
+                assert rsp.status == 200
+            by_client = cluster.api.rbac_requests_by_client
+        kubectl = Counter({RbacRequest(SPOT, "spotagents", "list"): 1})
+        assert by_client.pop("kubectl/v1.35.0") == kubectl
+        ((_, replayed),) = by_client.items()  # the test's aiohttp session
+        assert replayed == SCRIPT_RBAC
+        assert cluster.api.rbac_requests == SCRIPT_RBAC + kubectl
 
 
 async def test_the_request_log_is_bounded(tmp_path: Path) -> None:

@@ -87,9 +87,14 @@ async def spot_operator(
     database_url: str | None = None,
     queue_url: str | None = None,
     endpoint_url: str | None = None,
+    leader_election: bool = False,
 ) -> AsyncIterator[RunningSpotOperator]:
-    """Start ``main.run`` in this loop; stop it (gracefully) when the block ends."""
+    """Start ``main.run`` in this loop; stop it (gracefully) when the block ends. Standalone unless
+    ``leader_election``: then it first takes the Lease in ``POD_NAMESPACE`` (or "default"), renews it while it
+    runs and hands it over when it stops, as a replica of the chart's Deployment does."""
     settings = operator_settings(database_url)
+    if leader_election:
+        settings = settings.model_copy(update={"standalone": False})
     stop = asyncio.Event()
     started: list[Operator] = []
     wiring = wiring_for(cluster, aws, queue_url, endpoint_url)
