@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from spot_operator.api import ReplicaStatus, SpotAgentSpec, SpotAgentStatus
+from spot_operator.api.spotagent import PendingNotice
 from spot_operator.planning.model import (
     AgentView,
     Instance,
@@ -31,6 +32,9 @@ CAPACITY_BACKOFF_SECONDS = 180.0  # as Karpenter: a pool that refused capacity i
 # How long an answered notice is remembered: a copy arriving later (SQS re-delivers for up to the
 # queue's retention; the agent and EventBridge race) is a duplicate, not a new notice.
 HANDLED_NOTICE_MEMORY = timedelta(hours=6)
+
+# Notices by (instance, kind), the way duplicates are recognised.
+NoticeKeys = frozenset[tuple[str, NoticeKind]]
 
 # How far along its life an instance is: a stale observation never moves one back.
 _STATE_ORDER = {
@@ -145,10 +149,28 @@ class AgentState:
             self.unwritten_notices.add(key)
         return True
 
-    def status_written(self) -> None:
-        """The status just written holds every pending notice and the outcome of every handled one."""
-        written = {(n.instance_id, NoticeKind(n.kind)) for n in self.status.pending_notices}
-        self.unwritten_notices -= written | self.handled_notices.keys()
+    def notices_in(self, status: SpotAgentStatus) -> NoticeKeys:
+        """The notices a crash cannot lose once ``status`` is written: those it holds as pending, and
+        those handled before it was made (it holds their outcome). Take it before the write starts."""
+        pending = {(n.instance_id, NoticeKind(n.kind)) for n in status.pending_notices}
+        return frozenset(pending | self.handled_notices.keys())
+
+    def notices_written(self, keys: NoticeKeys) -> None:
+        """A status write holding these notices (or their outcome) succeeded."""
+        self.unwritten_notices -= keys
+
+    def pending_notices(self) -> list[PendingNotice]:
+        """The notices not answered yet, as the status records them."""
+        return [
+            PendingNotice(
+                instance_id=n.instance_id,
+                kind=n.kind.value,
+                received_at=n.received_at,
+                deadline=n.deadline,
+                source=n.source,
+            )
+            for n in self.notices.values()
+        ]
 
     def notice_written(self, instance_id: str, kind: NoticeKind) -> bool:
         """True once a crash can no longer lose this notice (answer the sender then, not before)."""

@@ -36,7 +36,7 @@ from spot_operator.planning.pools import candidate_zones
 from spot_operator.ports import AgentRef, Ec2, Objects, Secrets, Traffic
 from spot_operator.runtime.prices import PriceBook
 from spot_operator.runtime.reconciler import Reconciler, ReconcileResult
-from spot_operator.state import AgentState, Heartbeat, UnavailablePools
+from spot_operator.state import AgentState, Heartbeat, NoticeKeys, UnavailablePools
 
 log = logging.getLogger(__name__)
 
@@ -342,8 +342,8 @@ class Operator:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(written.wait(), remaining)
 
-    def _status_written(self, state: AgentState) -> None:
-        state.status_written()
+    def _status_written(self, state: AgentState, safe: NoticeKeys) -> None:
+        state.notices_written(safe)
         written = self._status_writes.pop(state.key, None)
         if written is not None:
             written.set()

@@ -6,6 +6,7 @@ failover runs as a handful of rounds with no DescribeInstances in between.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -14,12 +15,11 @@ from typing import Any
 
 from spot_operator import metrics
 from spot_operator.actuators import ActionResult, Actuator, Ports
-from spot_operator.api import SwitchReason
-from spot_operator.api.spotagent import PendingNotice
+from spot_operator.api import SpotAgentStatus, SwitchReason
 from spot_operator.api.switchrequest import SwitchPhase
 from spot_operator.errors import CloudError, NotFound
 from spot_operator.planning import DEFAULT_SETTINGS, Event, Market, Plan, PlannerSettings, plan
-from spot_operator.state import AgentState
+from spot_operator.state import AgentState, NoticeKeys
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class Reconciler:
         settings: PlannerSettings = DEFAULT_SETTINGS,
         max_rounds: int = 25,
         on_switch_done: Callable[[AgentState, str], None] | None = None,
-        on_status_written: Callable[[AgentState], None] | None = None,
+        on_status_written: Callable[[AgentState, NoticeKeys], None] | None = None,
     ) -> None:
         self.ports = ports
         self.actuator = Actuator(ports)
@@ -54,13 +54,24 @@ class Reconciler:
         self.settings = settings
         self.max_rounds = max_rounds
         self.on_switch_done = on_switch_done
-        self.on_status_written = on_status_written or AgentState.status_written
+        # Told which notices a SpotAgent status write made safe (their senders may be answered).
+        self.on_status_written = on_status_written or AgentState.notices_written
         self._written: dict[tuple[str, str, str], dict[str, Any]] = {}
 
     async def reconcile(self, state: AgentState) -> ReconcileResult:
         started = time.perf_counter()
         async with state.lock:
-            result = await self._rounds(state)
+            # New notices are written to the status while the rounds act on them, so their senders are
+            # answered in one status write, not after the failover's AWS calls; the rounds do not wait.
+            checkpoint = None
+            if state.unwritten_notices:
+                status = state.status.model_copy(update={"pending_notices": state.pending_notices()})
+                checkpoint = asyncio.create_task(self._write_agent(state, status, state.notices_in(status)))
+            try:
+                result = await self._rounds(state)
+            finally:
+                if checkpoint is not None:
+                    await asyncio.gather(checkpoint, return_exceptions=True)  # before the status below
             await self._write(state, result)
         metrics.RECONCILE_SECONDS.labels("SpotAgent").observe(time.perf_counter() - started)
         return result
@@ -112,17 +123,7 @@ class Reconciler:
                     instance_id=rstatus.instance_id or rep.instance_id,
                     ready_at=rstatus.ready_at,
                 )
-        pending = [
-            PendingNotice(
-                instance_id=n.instance_id,
-                kind=n.kind.value,
-                received_at=n.received_at,
-                deadline=n.deadline,
-                source=n.source,
-            )
-            for n in state.notices.values()
-        ]
-        state.status = p.status.model_copy(update={"pending_notices": pending})
+        state.status = p.status.model_copy(update={"pending_notices": state.pending_notices()})
         if p.status.primary is not None:
             state.last_primary_id = p.status.primary.instance_id
 
@@ -135,28 +136,35 @@ class Reconciler:
         if self.on_switch_done is not None:
             self.on_switch_done(state, name)
 
+    async def _write_agent(self, state: AgentState, status: SpotAgentStatus, safe: NoticeKeys) -> None:
+        """Write the SpotAgent's status; once written, the notices in ``safe`` can no longer be lost."""
+        if await self._patch(state, "SpotAgent", state.ref.name, status.to_wire()):
+            self.on_status_written(state, safe)
+
+    async def _patch(self, state: AgentState, kind: str, name: str, body: dict[str, Any]) -> bool:
+        """Write one status unless it is what was last written; False when the write failed."""
+        key = (kind, state.ref.namespace, name)
+        if self._written.get(key) == body:
+            return True
+        try:
+            await self.ports.objects.patch_status(kind, state.ref.namespace, name, body)
+        except NotFound:
+            await self._recreate(state, kind, name)
+            return False
+        except CloudError as exc:  # the Kubernetes adapter maps API errors to CloudError too
+            log.warning("%s: writing %s/%s status failed: %s", state.key, kind, name, exc)
+            return False
+        self._written[key] = body
+        return True
+
     async def _write(self, state: AgentState, result: ReconcileResult) -> None:
         """Write statuses that changed and the events; a failed write is logged and retried next time."""
         ns = state.ref.namespace
-        writes: list[tuple[str, str, dict[str, Any]]] = [
-            ("SpotAgent", state.ref.name, state.status.to_wire())
-        ]
-        writes += [("SwitchRequest", name, sw.status.to_wire()) for name, sw in state.switches.items()]
-        writes += [("Replica", name, status.to_wire()) for name, status in state.replica_status.items()]
-        for kind, name, body in writes:
-            key = (kind, ns, name)
-            if self._written.get(key) != body:
-                try:
-                    await self.ports.objects.patch_status(kind, ns, name, body)
-                except NotFound:
-                    await self._recreate(state, kind, name)
-                    continue
-                except CloudError as exc:  # the Kubernetes adapter maps API errors to CloudError too
-                    log.warning("%s: writing %s/%s status failed: %s", state.key, kind, name, exc)
-                    continue
-                self._written[key] = body
-            if kind == "SpotAgent":
-                self.on_status_written(state)
+        await self._write_agent(state, state.status, state.notices_in(state.status))
+        for name, sw in state.switches.items():
+            await self._patch(state, "SwitchRequest", name, sw.status.to_wire())
+        for name, rstatus in state.replica_status.items():
+            await self._patch(state, "Replica", name, rstatus.to_wire())
         for event in result.events:
             kind, _, name = event.obj.partition("/")
             uid = state.ref.uid if kind == "SpotAgent" else ""

@@ -39,7 +39,7 @@ from spot_operator.planning import (
 )
 from spot_operator.ports import AgentRef
 from spot_operator.runtime.reconciler import Reconciler, ReconcileResult
-from spot_operator.state import AgentState, Heartbeat, UnavailablePools
+from spot_operator.state import AgentState, Heartbeat, NoticeKeys, UnavailablePools
 
 
 @dataclass
@@ -181,8 +181,8 @@ class World:
         for notice in list(self.unacknowledged.values()):
             self._deliver(notice)
 
-    def _status_written(self, state: AgentState) -> None:
-        state.status_written()
+    def _status_written(self, state: AgentState, safe: NoticeKeys) -> None:
+        state.notices_written(safe)
         for key in list(self.unacknowledged):
             if state.notice_written(*key) and (key in state.notices or key in state.handled_notices):
                 del self.unacknowledged[key]

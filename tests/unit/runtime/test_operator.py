@@ -6,7 +6,7 @@ import asyncio
 from datetime import timedelta
 
 from spot_operator.planning import Notice, NoticeKind, Role
-from spot_operator.ports import QueueMessage
+from spot_operator.ports import LaunchOutcome, LaunchRequest, QueueMessage
 from spot_operator.runtime.loops import NoticeCycle, observe_cycle
 from spot_operator.state import Heartbeat
 from tests.fakes.operator import (
@@ -185,6 +185,36 @@ async def test_a_notice_is_acknowledged_only_once_a_status_write_holds_it() -> N
     assert await written
     stored = objects.statuses[("SpotAgent", "default", "web")]["pendingNotices"]
     assert [(n["instanceId"], n["kind"]) for n in stored] == [(primary.instance_id, "rebalance")]
+
+
+async def test_a_notice_is_written_and_acknowledged_while_its_failover_launch_is_still_in_flight() -> None:
+    """The sender is answered after one status write, not after the AWS calls of the failover (which may
+    queue behind a burst): the launch below stays blocked until the notice is acknowledged."""
+    op, clock, ec2, _, objects = flaky_operator()
+    state = op.upsert_agent(agent_body(mode="auto-switch"))
+    await settle_with_heartbeats(op, clock, state.key)
+    (primary,) = ec2.live("uid-web")
+    gate = asyncio.Event()
+    launch = ec2.launch
+
+    async def slow_launch(request: LaunchRequest) -> LaunchOutcome:
+        await gate.wait()
+        return await launch(request)
+
+    ec2.launch = slow_launch  # type: ignore[method-assign]
+    notice = Notice(primary.instance_id, NoticeKind.INTERRUPTION, clock.now(), None, "agent")
+    assert op.submit_notice(notice) == "accepted"
+    assert await op.notice_written(notice, wait_seconds=2)
+    stored = objects.statuses[("SpotAgent", "default", "web")]["pendingNotices"]
+    assert [(n["instanceId"], n["kind"]) for n in stored] == [(primary.instance_id, "interruption")]
+    assert len(ec2.live("uid-web")) == 1 and not gate.is_set()  # the replacement is not launched yet
+
+    gate.set()
+    await op.settle()
+    assert len(ec2.live("uid-web")) == 2  # the failover went on; its outcome is written at the end
+    written = objects.statuses[("SpotAgent", "default", "web")]
+    assert [s.spec.reason.value for s in state.switches.values()] == ["emergency"]
+    assert written == state.status.to_wire()
 
 
 async def test_with_status_writes_failing_the_failover_runs_but_the_notice_is_not_acknowledged() -> None:
