@@ -86,6 +86,11 @@ class TokenStore:
 
     rotate = issue
 
+    def knows(self, agent_key: str) -> bool:
+        """Whether the agent has a current token."""
+        with self._lock:
+            return agent_key in self._current
+
     def revoke(self, agent_key: str) -> None:
         """Forget every token of the agent (it was deleted)."""
         with self._lock:

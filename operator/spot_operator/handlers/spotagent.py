@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from typing import Any
 
 import kopf
 
 from spot_operator.agent_api.tokens import generate_token
+from spot_operator.errors import CloudError, InvalidRequest
 from spot_operator.handlers.common import SPOTAGENTS, TIMER_SECONDS, TOKEN_KEY, operator_of, token_secret_name
 from spot_operator.planning.conditions import set_condition
 from spot_operator.runtime.operator import InvalidSpec, Operator
 from spot_operator.state import AgentState
+
+log = logging.getLogger(__name__)
 
 
 @kopf.index(*SPOTAGENTS, id="spotagent_uids")
@@ -56,7 +61,21 @@ async def reconcile_spotagent(
             list(replicas_by_agent.get(index_key, [])) if replicas_by_agent is not None else [],
             list(switches_by_agent.get(index_key, [])) if switches_by_agent is not None else [],
         )
-        await ensure_agent_token(op, state)
+    if op.tokens is not None and (fresh or not op.tokens.knows(state.key)):
+        try:
+            await ensure_agent_token(op, state)
+        except CloudError as exc:  # the agent API refuses its agent until then; the reconcile goes on
+            log.warning("%s: no agent token (tried again at the next change or timer): %s", key, exc)
+            with contextlib.suppress(CloudError):
+                await op.objects.event(
+                    "SpotAgent",
+                    state.ref.namespace,
+                    state.ref.name,
+                    state.ref.uid,
+                    "AgentTokenUnavailable",
+                    str(exc),
+                    True,
+                )
     await op.reconcile(key)
 
 
@@ -67,6 +86,11 @@ async def ensure_agent_token(op: Operator, state: AgentState) -> None:
     name = token_secret_name(state.ref.name)
     data = await op.secrets.read_secret(state.ref.namespace, name)
     token = (data or {}).get(TOKEN_KEY)
+    if data is not None and not token:
+        raise InvalidRequest(
+            f"Secret {state.ref.namespace}/{name} has no {TOKEN_KEY!r} key: delete it for a new token",
+            "AgentTokenUnavailable",
+        )
     if not token:
         token = generate_token()
         await op.secrets.create_secret(

@@ -4,6 +4,7 @@ where it matters: moto instances are running at once and its spot prices are pla
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -247,3 +248,46 @@ async def test_deleting_a_spot_agent_terminates_its_instances_and_keeps_the_elas
         assert instances(aws, uid) == []
         addresses = aws.boto("ec2").describe_addresses(AllocationIds=[eip])["Addresses"]
         assert len(addresses) == 1  # the user's Elastic IP stays allocated
+
+
+async def test_a_token_secret_without_a_token_is_reported_and_does_not_hold_up_the_agent(
+    kube_api: KubeCluster, aws: MotoAws
+) -> None:
+    """A user-edited token Secret with no ``token`` key: the agent is still reconciled (its primary
+    launched), a warning Event says what to do, and once the Secret is deleted the next change of the
+    SpotAgent makes a new token."""
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "web-spot-agent-token", "namespace": "default"},
+        "data": {"other": base64.b64encode(b"not a token").decode()},
+    }
+    await kube_api.client.create("secrets", secret)
+    async with spot_operator(kube_api, aws) as running:
+        created = await kube_api.client.create("spotagents", agent_manifest("web", "auto-switch"))
+        uid = created["metadata"]["uid"]
+        await until(lambda: len(instances(aws, uid)) == 1 or None, within=60)
+
+        async def warned() -> list[dict[str, Any]] | None:
+            events = (await kube_api.client.list("events", "default"))["items"]
+            found = [e for e in events if e.get("reason") == "AgentTokenUnavailable"]
+            return found or None
+
+        (event, *_) = await until(warned, within=30)
+        assert event["type"] == "Warning" and "delete it for a new token" in event["message"]
+        assert event["involvedObject"]["uid"] == uid
+        assert running.op.tokens is not None and not running.op.tokens.knows("default/web")
+
+        await kube_api.client.delete("secrets", "web-spot-agent-token", "default")
+        await kube_api.client.patch(
+            "spotagents", "web", {"spec": {"termination": {"terminateWaitSeconds": 1}}}
+        )
+
+        async def token() -> str | None:
+            status, body = await kube_api.client.request(
+                "GET", kube_api.client.path("secrets", "default", "web-spot-agent-token")
+            )
+            return (body.get("data") or {}).get("token") if status == 200 else None
+
+        await until(token, within=30)
+        assert running.op.tokens is not None and running.op.tokens.knows("default/web")
