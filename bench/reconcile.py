@@ -91,6 +91,11 @@ LAUNCH_ACTIONS = ("ec2:RunInstances", "ec2:CreateFleet")
 CANARY = "canary"
 
 
+def progress(text: str) -> None:
+    """A progress line on stderr (the report goes to stdout)."""
+    print(text, file=sys.stderr, flush=True)
+
+
 class TimedExecutor(ThreadPoolExecutor):
     """One of the operator's AWS worker pools (same size and name), recording how long each job queued.
 
@@ -840,11 +845,9 @@ async def wait_failovers(
             return True
         if time.monotonic() - last_report >= 30:
             last_report = time.monotonic()
-            print(
+            progress(
                 f"  {last_report - t0:6.0f} s after the burst started: {len(moved)}/{len(interrupted)} "
-                f"primaries moved, {len(open_)} emergency switches in flight",
-                file=sys.stderr,
-                flush=True,
+                f"primaries moved, {len(open_)} emergency switches in flight"
             )
         await asyncio.sleep(1.0)
 
@@ -875,11 +878,7 @@ async def notice_burst(
     total = round(args.notice_rate * args.notice_seconds)
     plan = plan_burst(bench_agents, total, args.notice_redeliveries, args.notice_unknown, rng)
     interrupted = {s.agent: s.instance for s in plan if s.kind == "first"}
-    print(
-        f"notice burst: {len(plan)} requests at {args.notice_rate:g}/s ({len(interrupted)} agents)",
-        file=sys.stderr,
-        flush=True,
-    )
+    progress(f"notice burst: {len(plan)} requests at {args.notice_rate:g}/s ({len(interrupted)} agents)")
     t0 = time.monotonic()
     answered_s = await send_burst(
         api, watched.tokens, plan, args.notice_rate, args.notice_concurrency, args.notice_give_up
@@ -900,7 +899,7 @@ async def notice_burst(
     def row(name: str, bad: list[str], out_of: int) -> None:
         rows.append((name, len(bad), out_of))
         for line in bad[:5]:
-            print(f"FAIL {name}: {line}", file=sys.stderr)
+            progress(f"FAIL {name}: {line}")
 
     row(
         "requests answered (no 5xx or transport error at the end)",
@@ -1197,7 +1196,7 @@ async def system(args: argparse.Namespace, directory: Path) -> AsyncIterator[Sys
         finally:
             code = operator.stop()
             if code not in (0, None):
-                print(f"operator exited with {code}; log: {operator.log}", file=sys.stderr)
+                progress(f"operator exited with {code}; log: {operator.log}")
             emulator.stop()
 
 
@@ -1278,11 +1277,9 @@ async def measure(args: argparse.Namespace, directory: Path) -> Result:
                 peak = max(peak, operator.ps.memory_info().rss)
                 if time.monotonic() - last_report >= 30:
                     last_report = time.monotonic()
-                    print(
+                    progress(
                         f"  {last_report - watched.t0:6.0f} s: {len(watched.primary)} primaries, "
-                        f"{len(watched.ready_at)} Ready, {fleet.sent} heartbeats",
-                        file=sys.stderr,
-                        flush=True,
+                        f"{len(watched.ready_at)} Ready, {fleet.sent} heartbeats"
                     )
                 await asyncio.sleep(0.25)
             timed_out = len(watched.ready_at) < args.agents
@@ -1310,7 +1307,7 @@ async def measure(args: argparse.Namespace, directory: Path) -> Result:
                     args, http, api, kube_url, sys_.moto_url, stats_url, watched, regions
                 )
             elif args.notice_rate > 0:
-                print("notice burst skipped: not every agent became Ready", file=sys.stderr)
+                progress("notice burst skipped: not every agent became Ready")
             for task in [fleet_task, *watches]:
                 task.cancel()
             await asyncio.gather(fleet_task, *watches, return_exceptions=True)
@@ -1585,7 +1582,7 @@ def main() -> None:
     if args.operator_child:
         raise SystemExit(operator_child(json.loads(args.operator_child)))
     directory = Path(tempfile.mkdtemp(prefix="bench-reconcile-"))
-    print(f"logs: {directory}", file=sys.stderr)
+    progress(f"logs: {directory}")
     result = asyncio.run(measure(args, directory))
     report(result)
 

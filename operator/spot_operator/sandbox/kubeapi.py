@@ -1256,10 +1256,7 @@ class KubeApi(kmock.KubernetesEmulator):
     def rbac_requests(self) -> Counter[RbacRequest]:
         """How often each (group, resource, verb) was asked for since the start, by any client: what a role
         would have to grant. Every request counts, including those answered with an error."""
-        counts: Counter[RbacRequest] = Counter()
-        for (_, asked), count in self._rbac.items():
-            counts[asked] += count
-        return counts
+        return sum(self.rbac_requests_by_client.values(), Counter())
 
     @property
     def rbac_requests_by_client(self) -> dict[str, Counter[RbacRequest]]:
